@@ -1,0 +1,1 @@
+//! actuators: the closed action catalogue; local process supervisor

@@ -1,0 +1,1 @@
+//! the runtime: wires the stages, one reconcile loop per incident

@@ -1,0 +1,173 @@
+//! Findings: one anomaly, found by one detector, about one service.
+
+use crate::time::Ts;
+use serde::{Deserialize, Serialize};
+
+/// What kind of anomaly a detector found. The diagnosis rules read these.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The share of failed requests rose above its baseline.
+    ErrorRate,
+    /// Tail latency rose above its baseline.
+    Latency,
+    /// Resident memory is growing steadily.
+    MemoryGrowth,
+    /// A process exited without being asked to (any reason).
+    ProcessExit,
+    /// A process was killed for exceeding its memory limit.
+    OomKilled,
+    /// A workload keeps exiting shortly after start.
+    CrashLoop,
+    /// Error-level log lines arrive far faster than usual.
+    ErrorLogBurst,
+    /// An error message never seen before.
+    NewErrorMessage,
+    /// A target stopped answering scrapes.
+    TargetDown,
+    /// Request rate far above its baseline.
+    TrafficSurge,
+    /// CPU use near saturation.
+    CpuSaturation,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ErrorRate => "error_rate",
+            FindingKind::Latency => "latency",
+            FindingKind::MemoryGrowth => "memory_growth",
+            FindingKind::ProcessExit => "process_exit",
+            FindingKind::OomKilled => "oom_killed",
+            FindingKind::CrashLoop => "crash_loop",
+            FindingKind::ErrorLogBurst => "error_log_burst",
+            FindingKind::NewErrorMessage => "new_error_message",
+            FindingKind::TargetDown => "target_down",
+            FindingKind::TrafficSurge => "traffic_surge",
+            FindingKind::CpuSaturation => "cpu_saturation",
+        }
+    }
+}
+
+/// Something that supports a finding or a hypothesis, shown to people and stored in audit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    /// A log line (redacted), with its service.
+    LogLine {
+        ts: Ts,
+        service: String,
+        line: String,
+    },
+    /// A metric's current value next to its learned baseline.
+    Metric {
+        ts: Ts,
+        service: String,
+        name: String,
+        value: f64,
+        #[serde(default)]
+        baseline: Option<f64>,
+        #[serde(default)]
+        unit: String,
+    },
+    /// A process or platform event.
+    Event {
+        ts: Ts,
+        service: String,
+        description: String,
+    },
+    /// A recent change from the change calendar.
+    Change {
+        ts: Ts,
+        service: String,
+        description: String,
+    },
+    /// A derived fact, in words (e.g. a topology argument).
+    Note { text: String },
+}
+
+impl Evidence {
+    pub fn describe(&self) -> String {
+        match self {
+            Evidence::LogLine { service, line, .. } => format!("log {service}: {line}"),
+            Evidence::Metric {
+                service,
+                name,
+                value,
+                baseline,
+                unit,
+                ..
+            } => match baseline {
+                Some(b) => {
+                    format!("metric {service} {name} = {value:.4}{unit} (baseline {b:.4}{unit})")
+                }
+                None => format!("metric {service} {name} = {value:.4}{unit}"),
+            },
+            Evidence::Event {
+                service,
+                description,
+                ..
+            } => format!("event {service}: {description}"),
+            Evidence::Change {
+                service,
+                description,
+                ..
+            } => {
+                format!("change {service}: {description}")
+            }
+            Evidence::Note { text } => text.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Unique id (detector, service, time).
+    pub id: String,
+    pub ts: Ts,
+    pub service: String,
+    #[serde(default)]
+    pub instance: Option<String>,
+    pub kind: FindingKind,
+    /// Name of the detector that produced it.
+    pub detector: String,
+    /// How far from normal, in [0, 1].
+    pub score: f64,
+    pub summary: String,
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+}
+
+impl Finding {
+    pub fn symptom(&self) -> Symptom {
+        Symptom {
+            service: self.service.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+/// A (service, kind) pair whose health the verifier watches after an action.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Symptom {
+    pub service: String,
+    pub kind: FindingKind,
+}
+
+impl std::fmt::Display for Symptom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.service, self.kind.as_str())
+    }
+}
+
+/// A detector's current judgement of one symptom, read by the verifier.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymptomState {
+    /// Within baseline now.
+    Clear,
+    /// Still anomalous now.
+    Anomalous,
+    /// Not enough data to judge (no traffic, target not scraped yet, unknown service).
+    Unknown,
+}

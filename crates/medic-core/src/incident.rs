@@ -1,0 +1,196 @@
+//! Incidents and the plan/decision made for them.
+
+use crate::action::{Action, Execution, Outcome};
+use crate::diagnosis::{Cause, Diagnosis};
+use crate::finding::{Finding, Symptom};
+use crate::time::Ts;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+pub type IncidentId = String;
+
+/// Where an incident is in the loop. Persisted: a restarted medic resumes from here.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    /// Findings are still arriving; diagnosis waits a short settle time for the full picture.
+    Open,
+    /// Diagnosed; a plan is being chosen and guarded.
+    Diagnosed,
+    /// Waiting for a person to approve the plan.
+    AwaitingApproval,
+    /// An execution is in flight (or pending after a restart).
+    Acting,
+    /// Action done; watching the symptoms for the verification window.
+    Verifying,
+    /// Verified healed.
+    Resolved,
+    /// Handed to people with the whole story.
+    Escalated,
+    /// Closed without action (shadow, recommend, no matching policy, planned event...).
+    Closed,
+}
+
+impl IncidentState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            IncidentState::Resolved | IncidentState::Escalated | IncidentState::Closed
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Open => "open",
+            IncidentState::Diagnosed => "diagnosed",
+            IncidentState::AwaitingApproval => "awaiting_approval",
+            IncidentState::Acting => "acting",
+            IncidentState::Verifying => "verifying",
+            IncidentState::Resolved => "resolved",
+            IncidentState::Escalated => "escalated",
+            IncidentState::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for IncidentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far a policy lets medic go on its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Decide and record what would be done; do nothing, tell no one.
+    Shadow,
+    /// Tell people what to do; do nothing.
+    Recommend,
+    /// Do it once a person approves.
+    Approve,
+    /// Do it.
+    Auto,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Shadow => "shadow",
+            Mode::Recommend => "recommend",
+            Mode::Approve => "approve",
+            Mode::Auto => "auto",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Shadow, Mode::Recommend, Mode::Approve, Mode::Auto]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// What medic intends to do about an incident, and how it will know it worked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The policy that produced it.
+    pub policy: String,
+    pub cause: Cause,
+    pub action: Action,
+    pub mode: Mode,
+    pub confidence: f64,
+    pub confidence_threshold: f64,
+    pub max_attempts: u32,
+    pub cooldown_s: f64,
+    pub verification_window_s: f64,
+    /// Symptoms that must stay clear for the verification window.
+    pub verify: Vec<Symptom>,
+    pub rollback_if_failed: bool,
+    /// Where to escalate (a named escalation target from config).
+    pub escalation: Option<String>,
+}
+
+/// What the guards said about a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
+pub enum Decision {
+    Execute,
+    NeedsApproval,
+    Recommend,
+    Shadow,
+    /// A guard refused, with its name and why.
+    Denied(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub opened: Ts,
+    pub updated: Ts,
+    pub state: IncidentState,
+    /// Every service any finding is about.
+    pub services: BTreeSet<String>,
+    pub findings: Vec<Finding>,
+    #[serde(default)]
+    pub diagnosis: Option<Diagnosis>,
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    #[serde(default)]
+    pub decision: Option<Decision>,
+    /// Every attempt, in order.
+    #[serde(default)]
+    pub executions: Vec<Execution>,
+    /// When verification started (after the last execution finished).
+    #[serde(default)]
+    pub verify_started: Option<Ts>,
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    /// Why it was escalated or closed, in words.
+    #[serde(default)]
+    pub closing_reason: Option<String>,
+}
+
+impl Incident {
+    pub fn new(id: IncidentId, first: Finding) -> Incident {
+        let mut services = BTreeSet::new();
+        services.insert(first.service.clone());
+        Incident {
+            id,
+            opened: first.ts,
+            updated: first.ts,
+            state: IncidentState::Open,
+            services,
+            findings: vec![first],
+            diagnosis: None,
+            plan: None,
+            decision: None,
+            executions: Vec::new(),
+            verify_started: None,
+            outcome: None,
+            closing_reason: None,
+        }
+    }
+
+    pub fn add_finding(&mut self, f: Finding) {
+        self.updated = self.updated.max(f.ts);
+        self.services.insert(f.service.clone());
+        self.findings.push(f);
+    }
+
+    /// Distinct symptoms, in order of first appearance.
+    pub fn symptoms(&self) -> Vec<Symptom> {
+        let mut seen = BTreeSet::new();
+        self.findings
+            .iter()
+            .map(Finding::symptom)
+            .filter(|s| seen.insert(s.clone()))
+            .collect()
+    }
+
+    pub fn first_finding_at(&self) -> Ts {
+        self.findings
+            .iter()
+            .map(|f| f.ts)
+            .min()
+            .unwrap_or(self.opened)
+    }
+}

@@ -1,0 +1,49 @@
+//! medic's shared vocabulary. Data flows
+//! `Signal → Finding → Incident → Diagnosis → Plan → Decision → Execution → Outcome`,
+//! and every step becomes one [`AuditEvent`]. No IO and no async runtime here: every stage
+//! crate depends on this one and on nothing else of medic's but the config.
+
+pub mod action;
+pub mod audit;
+pub mod diagnosis;
+pub mod finding;
+pub mod incident;
+pub mod signal;
+pub mod time;
+pub mod topology;
+
+pub use action::{Action, ActionKind, Execution, ExecutionStatus, Outcome};
+pub use audit::{AuditEvent, AuditRecord, verify_chain};
+pub use diagnosis::{Cause, Diagnosis, Hypothesis};
+pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};
+pub use incident::{Decision, Incident, IncidentId, IncidentState, Mode, Plan};
+pub use signal::{
+    ChangeEvent, ChangeKind, Level, LogLine, MetricSample, ProcessEvent, ProcessEventKind,
+    ProcessEventRecord, Signal, SignalPayload,
+};
+pub use time::{Clock, ManualClock, SystemClock, Ts};
+pub use topology::Topology;
+
+/// A stable short hash (first 16 hex chars of SHA-256) used for ids and idempotency keys, so
+/// that the same inputs give the same id after a restart.
+pub fn stable_id(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_id_separates_parts() {
+        assert_ne!(stable_id(&["ab", "c"]), stable_id(&["a", "bc"]));
+        assert_eq!(stable_id(&["x"]), stable_id(&["x"]));
+        assert_eq!(stable_id(&["x"]).len(), 16);
+    }
+}

@@ -1,0 +1,1 @@
+//! the local demo estate: demo services, load generator, fault injector, demo orchestration

@@ -1,0 +1,1 @@
+//! detectors with learned baselines, and the correlator that turns findings into incidents

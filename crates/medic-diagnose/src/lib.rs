@@ -1,0 +1,1 @@
+//! deterministic, offline root-cause analysis: ranked hypotheses with evidence

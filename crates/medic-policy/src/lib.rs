@@ -1,0 +1,1 @@
+//! policies, plans and guards: what medic may do, and when

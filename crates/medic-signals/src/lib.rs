@@ -1,0 +1,1 @@
+//! sources: log files, Prometheus scrapes, procfs, process events, change calendar

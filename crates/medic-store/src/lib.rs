@@ -1,0 +1,1 @@
+//! SQLite store: incidents, executions with idempotency keys, checkpoints, hash-chained audit log

@@ -1,0 +1,1 @@
+//! verification: did the symptoms clear and stay clear
