@@ -1,1 +1,75 @@
-//! actuators: the closed action catalogue; local process supervisor
+//! Actuators: the only way medic changes the estate. The catalogue is closed: an actuator
+//! receives a [`medic_core::Action`], never a command line.
+//!
+//! [`local`] holds the local process supervisor (the demo estate's "orchestrator") and the
+//! `local` actuator, an HTTP client of the supervisor's control API.
+
+use medic_core::Action;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+pub mod local;
+
+/// A boxed future, so that [`Actuator`] stays object-safe (the agent holds `Arc<dyn Actuator>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that can carry out catalogue actions on an estate.
+pub trait Actuator: Send + Sync {
+    fn name(&self) -> &str;
+    /// Execute at most once per idempotency key. A repeated key returns the first result with
+    /// `applied = false`.
+    fn execute<'a>(
+        &'a self,
+        key: &'a str,
+        action: &'a Action,
+    ) -> BoxFuture<'a, Result<ActionReport, ActError>>;
+    /// Current replica count of a workload (for scale planning); `None` if unknown.
+    fn replicas<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Option<u32>, ActError>>;
+}
+
+/// What an actuator reports about one execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionReport {
+    /// `false` when the idempotency key had already been executed: nothing was done this time.
+    pub applied: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    /// The action is impossible in the current state (unknown service, nothing to roll back
+    /// to, replica count out of range). Retrying will not help.
+    #[error("action rejected: {0}")]
+    Rejected(String),
+    /// The request itself was malformed (bad key, bad body, bad spec).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The actuator's backend could not be reached.
+    #[error("actuator unreachable: {0}")]
+    Unreachable(String),
+    /// The backend answered something we did not expect.
+    #[error("unexpected answer from actuator: {0}")]
+    Protocol(String),
+    /// Processes did not come up in time.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The supervisor has been shut down.
+    #[error("supervisor is shut down")]
+    ShutDown,
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ActError {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> ActError {
+        ActError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}

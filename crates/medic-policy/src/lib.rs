@@ -1,1 +1,14 @@
-//! policies, plans and guards: what medic may do, and when
+//! Policies, plans and guards: what medic may do, and when.
+//!
+//! [`plan`] turns a diagnosis into a [`Plan`](medic_core::Plan) using the first matching
+//! policy; [`decide`] runs the [`guards`] over it and applies the policy's mode.
+
+mod decide;
+mod glob;
+pub mod guards;
+mod plan;
+
+pub use decide::decide;
+pub use glob::glob_matches;
+pub use guards::{History, Verdict};
+pub use plan::{NoPlan, plan};

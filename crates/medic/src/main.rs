@@ -1,6 +1,13 @@
 //! `medic`: the agent, the CLI and the demo, in one binary.
 
+mod demo;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use medic_core::{SystemClock, Ts};
+use medic_store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "medic", version, about = "A self-healing agent for cloud estates")]
@@ -11,6 +18,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a local demo estate, run medic on it, inject faults, and report.
+    Demo(demo::DemoArgs),
+    /// Run the agent with a config file until interrupted.
+    Run {
+        /// Path to medic.yaml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check config and policy files; every error with file:line:column. Exit 2 if invalid.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Inspect or check the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// List incidents in a store.
+    Incidents {
+        #[arg(long)]
+        store: PathBuf,
+        /// Print as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the plan of an incident waiting for approval.
+    Approve {
+        incident: String,
+        #[arg(long)]
+        store: PathBuf,
+    },
+    /// Reject the plan of an incident waiting for approval.
+    Reject {
+        incident: String,
+        #[arg(long)]
+        store: PathBuf,
+    },
     /// Run one demo service process (started by the demo estate's supervisor).
     #[command(hide = true)]
     DemoService(medic_demo::service::DemoServiceArgs),
@@ -19,12 +64,184 @@ enum Command {
     DemoEstate(medic_demo::estate::EstateArgs),
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the chain: exit 0 when intact, 1 with the first broken record named otherwise.
+    Verify {
+        #[arg(long)]
+        store: PathBuf,
+    },
+    /// Print the records (one JSON object per line).
+    Show {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        incident: Option<String>,
+    },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn open_existing_store(path: &PathBuf) -> Result<Store> {
+    if !path.exists() {
+        anyhow::bail!("store {} does not exist", path.display());
+    }
+    Store::open(path).with_context(|| format!("opening store {}", path.display()))
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    let code = match real_main().await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("medic: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn real_main() -> Result<i32> {
     let cli = Cli::parse();
     match cli.command {
-        Command::DemoService(args) => medic_demo::service::run(args).await?,
-        Command::DemoEstate(args) => medic_demo::estate::run(args).await?,
+        Command::Demo(args) => {
+            init_tracing("warn");
+            demo::run(args).await
+        }
+        Command::Run { config } => {
+            init_tracing("info");
+            let env = |k: &str| std::env::var(k).ok();
+            let cfg = match medic_config::load(&config, &env) {
+                Ok(c) => c,
+                Err(errs) => {
+                    for e in &errs {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s) in {}", errs.len(), config.display());
+                    return Ok(2);
+                }
+            };
+            let store = Arc::new(Store::open(&cfg.store.sqlite).with_context(|| {
+                format!("opening store {}", cfg.store.sqlite.display())
+            })?);
+            let mut running = medic_agent::start(cfg, store, Arc::new(SystemClock))?;
+            let mut timeline = running.timeline.resubscribe();
+            tokio::spawn(async move {
+                while let Ok(ev) = timeline.recv().await {
+                    eprintln!("{}", ev.line());
+                }
+            });
+            tokio::select! {
+                r = running.wait() => { r?; Ok(0) }
+                _ = shutdown_signal() => {
+                    running.stop().await?;
+                    Ok(0)
+                }
+            }
+        }
+        Command::Validate { files } => {
+            let env = |k: &str| std::env::var(k).ok();
+            let errors = medic_config::validate_files(&files, &env);
+            if errors.is_empty() {
+                println!("{} file(s) valid", files.len());
+                Ok(0)
+            } else {
+                for e in &errors {
+                    println!("{e}");
+                }
+                println!("{} error(s)", errors.len());
+                Ok(2)
+            }
+        }
+        Command::Audit { command: AuditCommand::Verify { store } } => {
+            let store = open_existing_store(&store)?;
+            let report = store.verify_audit()?;
+            match report.broken {
+                None => {
+                    println!("audit chain intact: {} records", report.records);
+                    Ok(0)
+                }
+                Some((seq, why)) => {
+                    println!("audit chain BROKEN at record {seq}: {why}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::Audit { command: AuditCommand::Show { store, incident } } => {
+            let store = open_existing_store(&store)?;
+            let records = match incident {
+                Some(i) => store.audit_records_for(&i)?,
+                None => store.audit_records()?,
+            };
+            for r in records {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(0)
+        }
+        Command::Incidents { store, json } => {
+            let store = open_existing_store(&store)?;
+            for i in store.incidents()? {
+                if json {
+                    println!("{}", serde_json::to_string(&i)?);
+                    continue;
+                }
+                let top = i
+                    .diagnosis
+                    .as_ref()
+                    .and_then(|d| d.top())
+                    .map(|h| format!("{}@{} ({:.2})", h.cause, h.target, h.confidence))
+                    .unwrap_or_else(|| "-".into());
+                println!("{}  {}  {:<10}  {}  {}", i.id, i.opened, i.state, top, i.closing_reason.unwrap_or_default());
+            }
+            Ok(0)
+        }
+        Command::Approve { incident, store } => answer(&store, &incident, "approved"),
+        Command::Reject { incident, store } => answer(&store, &incident, "rejected"),
+        Command::DemoService(args) => {
+            medic_demo::service::run(args).await?;
+            Ok(0)
+        }
+        Command::DemoEstate(args) => {
+            init_tracing("info");
+            medic_demo::estate::run(args).await?;
+            Ok(0)
+        }
     }
-    Ok(())
+}
+
+fn answer(store: &PathBuf, incident: &str, word: &str) -> Result<i32> {
+    let store = open_existing_store(store)?;
+    match store.incident(incident)? {
+        Some(i) if i.state == medic_core::IncidentState::AwaitingApproval => {
+            store.kv_set(&format!("approval:{incident}"), word)?;
+            println!("{incident}: {word} at {}", Ts::now());
+            Ok(0)
+        }
+        Some(i) => {
+            println!("{incident} is {}, not awaiting approval", i.state);
+            Ok(1)
+        }
+        None => {
+            println!("no incident {incident} in this store");
+            Ok(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

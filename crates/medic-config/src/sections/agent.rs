@@ -1,0 +1,15 @@
+use crate::node::Node;
+use crate::reader::{Ctx, MapReader};
+use crate::types::AgentConfig;
+
+pub(super) fn read(node: &Node, cx: &mut Ctx) -> AgentConfig {
+    let d = AgentConfig::default();
+    let mut m = MapReader::new(node, "`agent`", cx);
+    let c = AgentConfig {
+        tick: m.duration_or("tick", d.tick, false),
+        diagnosis_settle: m.duration_or("diagnosis_settle", d.diagnosis_settle, true),
+        change_lookback: m.duration_or("change_lookback", d.change_lookback, true),
+    };
+    m.finish();
+    c
+}

@@ -1,0 +1,157 @@
+//! `sources:`: a list of named inputs. Each type is one reader function and one line in
+//! [`SOURCE_TYPES`].
+
+use crate::node::Node;
+use crate::reader::{Ctx, MapReader, seq_items, to_non_empty_string};
+use crate::types::{ScrapeTarget, SourceConfig, SourceKind};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type KindReader = fn(&mut MapReader) -> Option<SourceKind>;
+
+const SOURCE_TYPES: &[(&str, KindReader)] = &[
+    ("log_files", log_files),
+    ("prometheus_scrape", prometheus_scrape),
+    ("procfs", procfs),
+    ("process_events", process_events),
+    ("change_calendar", change_calendar),
+];
+
+pub(super) fn read(node: &Node, cx: &mut Ctx) -> Vec<SourceConfig> {
+    let mut sources: Vec<SourceConfig> = Vec::new();
+    let mut first_seen: HashMap<String, (usize, usize)> = HashMap::new();
+    for item in seq_items(node, "`sources`", cx) {
+        let Some(source) = read_one(item, cx) else {
+            continue;
+        };
+        let at = (source.location.line, source.location.col);
+        if let Some((line, col)) = first_seen.get(&source.name) {
+            cx.error(
+                item.pos,
+                format!(
+                    "duplicate source name `{}` (first at line {line}, column {col}): expected unique source names",
+                    source.name
+                ),
+            );
+            continue;
+        }
+        first_seen.insert(source.name.clone(), at);
+        sources.push(source);
+    }
+    sources
+}
+
+fn read_one(item: &Node, cx: &mut Ctx) -> Option<SourceConfig> {
+    let location = cx.errs.location(item.pos);
+    let mut m = MapReader::new(item, "source", cx);
+    let name = m.field("name", true, to_non_empty_string);
+    let what = match &name {
+        Some(n) => format!("source `{n}`"),
+        None => "source".into(),
+    };
+    let mut m = m.renamed(what);
+    let type_names: Vec<&str> = SOURCE_TYPES.iter().map(|(n, _)| *n).collect();
+    let Some(kind_name) = m.enum_value("type", true, &type_names) else {
+        // Without a type the other keys cannot be judged.
+        m.abandon();
+        return None;
+    };
+    let reader = SOURCE_TYPES.iter().find(|(n, _)| *n == kind_name)?.1;
+    let kind = reader(&mut m);
+    m.finish();
+    Some(SourceConfig {
+        name: name?,
+        kind: kind?,
+        location,
+    })
+}
+
+fn log_files(m: &mut MapReader) -> Option<SourceKind> {
+    let paths = m.field("paths", true, |n, label, cx| {
+        let list = crate::reader::to_str_list(n, label, cx)?;
+        if list.is_empty() {
+            cx.error(n.pos, format!("invalid {label}: expected at least one path or glob, found an empty list"));
+            return None;
+        }
+        Some(list.iter().map(|p| cx.resolve_string(p)).collect::<Vec<_>>())
+    });
+    let service = m.field("service", false, to_non_empty_string);
+    let from_start = m.bool_or("from_start", false);
+    let poll = m.duration_or("poll", Duration::from_millis(500), false);
+    Some(SourceKind::LogFiles {
+        paths: paths?,
+        service,
+        from_start,
+        poll,
+    })
+}
+
+fn prometheus_scrape(m: &mut MapReader) -> Option<SourceKind> {
+    let file_sd = m.path("file_sd", false);
+    let targets_node = m.node("targets");
+    let mut targets = Vec::new();
+    if let Some(n) = targets_node {
+        for item in seq_items(n, "`targets`", m.cx) {
+            if let Some(t) = scrape_target(item, m.cx) {
+                targets.push(t);
+            }
+        }
+    }
+    let interval = m.duration_or("interval", Duration::from_secs(1), false);
+    let timeout = m.duration_or("timeout", Duration::from_millis(800), false);
+    if file_sd.is_none() && targets_node.is_none() {
+        let msg = format!(
+            "missing targets in {}: expected `file_sd` (a Prometheus file_sd JSON file) or a `targets` list",
+            m.what()
+        );
+        m.cx.error(m.pos, msg);
+        return None;
+    }
+    if timeout > interval {
+        let msg = format!(
+            "invalid `timeout` in {}: expected at most the `interval` ({interval:?}), found {timeout:?}",
+            m.what()
+        );
+        m.cx.error(m.pos, msg);
+    }
+    Some(SourceKind::PrometheusScrape {
+        file_sd,
+        targets,
+        interval,
+        timeout,
+    })
+}
+
+fn scrape_target(item: &Node, cx: &mut Ctx) -> Option<ScrapeTarget> {
+    let mut m = MapReader::new(item, "scrape target", cx);
+    let address = m.field("address", true, to_non_empty_string);
+    let service = m.field("service", true, to_non_empty_string);
+    let instance = m.field("instance", false, to_non_empty_string);
+    m.finish();
+    Some(ScrapeTarget {
+        address: address?,
+        service: service?,
+        instance,
+    })
+}
+
+fn procfs(m: &mut MapReader) -> Option<SourceKind> {
+    let pid_files = m.field("pid_files", true, to_non_empty_string);
+    let interval = m.duration_or("interval", Duration::from_secs(1), false);
+    Some(SourceKind::Procfs {
+        pid_files: m.cx.resolve_string(&pid_files?),
+        interval,
+    })
+}
+
+fn process_events(m: &mut MapReader) -> Option<SourceKind> {
+    Some(SourceKind::ProcessEvents {
+        path: m.path("path", true)?,
+    })
+}
+
+fn change_calendar(m: &mut MapReader) -> Option<SourceKind> {
+    Some(SourceKind::ChangeCalendar {
+        path: m.path("path", true)?,
+    })
+}

@@ -1,0 +1,185 @@
+use super::*;
+use medic_core::{ChangeKind, Finding, FindingKind as K};
+
+fn topology() -> Topology {
+    let mut t = Topology::default();
+    t.add_edge("frontend", "catalog");
+    t.add_edge("catalog", "cache");
+    t.add_edge("frontend", "checkout");
+    t.add_edge("checkout", "payment");
+    t
+}
+
+fn finding(service: &str, kind: K, ts: i64, text: &str) -> Finding {
+    Finding {
+        id: format!("{service}-{}-{ts}", kind.as_str()),
+        ts: Ts(ts),
+        service: service.into(),
+        instance: None,
+        kind,
+        detector: kind.as_str().into(),
+        score: 0.9,
+        summary: text.into(),
+        evidence: vec![Evidence::LogLine { ts: Ts(ts), service: service.into(), line: text.into() }],
+    }
+}
+
+fn incident(findings: Vec<Finding>) -> Incident {
+    let mut it = findings.into_iter();
+    let mut inc = Incident::new("i1".into(), it.next().expect("one finding"));
+    for f in it {
+        inc.add_finding(f);
+    }
+    inc
+}
+
+fn change(kind: ChangeKind, service: &str, start: i64, to: &str) -> ChangeEvent {
+    ChangeEvent {
+        kind,
+        service: service.into(),
+        start: Ts(start),
+        end: (kind == ChangeKind::Planned).then_some(Ts(start + 600_000)),
+        from: Some("old".into()),
+        to: Some(to.into()),
+        description: "campaign".into(),
+        author: Some("someone".into()),
+    }
+}
+
+fn run(inc: &Incident, changes: &[ChangeEvent]) -> Diagnosis {
+    let t = topology();
+    let cx = DiagnosisContext { topology: &t, changes, now: Ts(1_010_000), change_lookback_s: 300.0 };
+    diagnose(inc, &cx)
+}
+
+fn assert_top(d: &Diagnosis, cause: Cause, target: &str) {
+    let top = d.top().expect("a hypothesis");
+    assert_eq!((top.cause, top.target.as_str()), (cause, target), "diagnosis: {d:#?}");
+    assert!(top.confidence >= 0.6, "confidence too low: {d:#?}");
+    assert!(!top.evidence.is_empty());
+}
+
+#[test]
+fn memory_growth_then_oom_is_a_leak_not_a_dependency_failure() {
+    let inc = incident(vec![
+        finding("catalog", K::MemoryGrowth, 1_000_000, "rss growing 16 MiB/s"),
+        finding("catalog", K::OomKilled, 1_004_000, "catalog-0 OOMKilled"),
+        finding("catalog", K::ProcessExit, 1_004_000, "catalog-0 exited"),
+        finding("frontend", K::ErrorRate, 1_005_000, "GET catalog failed: connection refused"),
+    ]);
+    assert_top(&run(&inc, &[]), Cause::MemoryLeak, "catalog");
+}
+
+#[test]
+fn crash_loop_after_config_change_is_misconfiguration() {
+    let inc = incident(vec![
+        finding("checkout", K::ProcessExit, 1_000_000, "checkout-0 exited with code 78"),
+        finding("checkout", K::CrashLoop, 1_002_000, "FATAL config error in c2.json"),
+        finding("frontend", K::ErrorRate, 1_002_000, "checkout: connection refused"),
+        finding("checkout", K::TargetDown, 1_003_000, "scrape failed"),
+    ]);
+    let changes = [
+        change(ChangeKind::Deploy, "checkout", 500_000, "v1"),
+        change(ChangeKind::ConfigChange, "checkout", 999_000, "c2"),
+    ];
+    assert_top(&run(&inc, &changes), Cause::Misconfiguration, "checkout");
+}
+
+#[test]
+fn errors_after_deploy_are_a_bad_deployment_of_the_deepest_service() {
+    let inc = incident(vec![
+        finding("payment", K::ErrorRate, 1_000_000, "31% 500s"),
+        finding("payment", K::NewErrorMessage, 1_000_500, "NullPointerException in v2"),
+        finding("checkout", K::ErrorRate, 1_001_000, "payment returned 500"),
+        finding("frontend", K::ErrorRate, 1_002_000, "checkout returned 502"),
+    ]);
+    let changes = [change(ChangeKind::Deploy, "payment", 998_000, "v2")];
+    assert_top(&run(&inc, &changes), Cause::BadDeployment, "payment");
+}
+
+#[test]
+fn old_deploy_does_not_count() {
+    let inc = incident(vec![finding("payment", K::ErrorRate, 1_000_000, "31% 500s")]);
+    let changes = [change(ChangeKind::Deploy, "payment", 100_000, "v2")];
+    let d = run(&inc, &changes);
+    assert_ne!(d.top().map(|h| h.cause), Some(Cause::BadDeployment));
+}
+
+#[test]
+fn dead_cache_with_refused_callers_is_a_dependency_failure() {
+    let inc = incident(vec![
+        finding("catalog", K::ErrorRate, 1_000_000, "503 from catalog"),
+        finding("catalog", K::NewErrorMessage, 1_000_000, "GET http://127.0.0.1:4000/get failed: connection refused (dependency=cache)"),
+        finding("cache", K::ProcessExit, 1_000_500, "cache-0 killed by signal 6"),
+        finding("frontend", K::ErrorRate, 1_001_000, "catalog returned 503"),
+    ]);
+    assert_top(&run(&inc, &[]), Cause::DependencyFailure, "cache");
+}
+
+#[test]
+fn refused_connections_name_the_dependency_before_its_own_findings_arrive() {
+    let inc = incident(vec![finding(
+        "catalog",
+        K::NewErrorMessage,
+        1_000_000,
+        "connection refused calling cache",
+    )]);
+    assert_top(&run(&inc, &[]), Cause::DependencyFailure, "cache");
+}
+
+#[test]
+fn slow_leaf_with_timing_out_callers_is_network_latency_on_the_leaf() {
+    let inc = incident(vec![
+        finding("checkout", K::Latency, 1_000_000, "p99 0.41s"),
+        finding("payment", K::Latency, 1_000_000, "p99 0.71s"),
+        finding("checkout", K::ErrorRate, 1_001_000, "timed out after 400ms calling payment"),
+        finding("frontend", K::ErrorRate, 1_002_000, "checkout returned 504"),
+    ]);
+    assert_top(&run(&inc, &[]), Cause::NetworkLatency, "payment");
+}
+
+#[test]
+fn surge_with_saturation_is_a_load_surge() {
+    let inc = incident(vec![
+        finding("frontend", K::TrafficSurge, 1_000_000, "rps 8x baseline"),
+        finding("frontend", K::Latency, 1_001_000, "p99 1.2s"),
+        finding("frontend", K::ErrorRate, 1_002_000, "503 overloaded"),
+    ]);
+    assert_top(&run(&inc, &[]), Cause::LoadSurge, "frontend");
+}
+
+#[test]
+fn announced_surge_is_a_planned_event() {
+    let inc = incident(vec![
+        finding("frontend", K::TrafficSurge, 1_000_000, "rps 8x baseline"),
+        finding("frontend", K::Latency, 1_001_000, "p99 1.2s"),
+    ]);
+    let changes = [change(ChangeKind::Planned, "frontend", 995_000, "campaign")];
+    assert_top(&run(&inc, &changes), Cause::PlannedEvent, "frontend");
+    // A planned event on another service changes nothing.
+    let other = [change(ChangeKind::Planned, "catalog", 995_000, "campaign")];
+    assert_top(&run(&inc, &other), Cause::LoadSurge, "frontend");
+}
+
+#[test]
+fn unexplained_symptoms_fall_back_to_unknown() {
+    let inc = incident(vec![finding("frontend", K::ErrorLogBurst, 1_000_000, "errors")]);
+    let d = run(&inc, &[]);
+    assert_eq!(d.top().map(|h| h.cause), Some(Cause::Unknown));
+    assert_eq!(d.top().map(|h| h.target.as_str()), Some("frontend"));
+}
+
+#[test]
+fn diagnosis_is_deterministic_and_bounded() {
+    let inc = incident(vec![
+        finding("payment", K::Latency, 1_000_000, "slow"),
+        finding("cache", K::ProcessExit, 1_000_000, "exit"),
+        finding("catalog", K::MemoryGrowth, 1_000_000, "grow"),
+    ]);
+    let a = run(&inc, &[]);
+    let b = run(&inc, &[]);
+    assert_eq!(a, b);
+    for h in &a.hypotheses {
+        assert!((0.0..=1.0).contains(&h.confidence), "{h:?}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Guards first, then the policy's mode.
+
+use crate::guards::{self, History, Verdict};
+use medic_config::GuardsConfig;
+use medic_core::{Decision, Mode, Plan, Ts};
+
+/// Any guard's denial → `Denied(reason)`; otherwise the policy's mode decides, except that a
+/// confidence below the policy's threshold turns `auto`/`approve` into a recommendation.
+pub fn decide(
+    plan: &Plan,
+    history: &History,
+    config: &GuardsConfig,
+    kill_switch_file_present: bool,
+    now: Ts,
+) -> Decision {
+    if let Verdict::Deny(reason) = guards::kill_switch(config, kill_switch_file_present) {
+        return Decision::Denied(reason);
+    }
+    for (_name, guard) in guards::ACTION_GUARDS {
+        if let Verdict::Deny(reason) = guard(plan, history, config, now) {
+            return Decision::Denied(reason);
+        }
+    }
+    match plan.mode {
+        Mode::Shadow => Decision::Shadow,
+        Mode::Recommend => Decision::Recommend,
+        Mode::Approve | Mode::Auto if !guards::confidence(plan).is_allow() => Decision::Recommend,
+        Mode::Approve => Decision::NeedsApproval,
+        Mode::Auto => Decision::Execute,
+    }
+}

@@ -1,0 +1,233 @@
+//! Guards: plain functions of (plan, history, config, now), each named after the constraint it
+//! enforces. A denial names the guard and the numbers behind it.
+//!
+//! A new guard is one section below plus one line in [`ACTION_GUARDS`].
+
+use medic_config::GuardsConfig;
+use medic_core::{ActionKind, Execution, Plan, Ts};
+use std::collections::BTreeSet;
+
+/// What medic has done recently, as the guards need it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// Executions of at least the last hour (older ones are ignored), any incident.
+    pub executions: Vec<Execution>,
+    /// Actions executing right now.
+    pub in_flight: u32,
+    /// Attempts already made for the incident this plan is for.
+    pub attempts_this_incident: u32,
+    /// Services with a planned event in progress.
+    pub planned_services: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Refused; the reason names the guard and the numbers.
+    Deny(String),
+}
+
+impl Verdict {
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Verdict::Allow)
+    }
+}
+
+pub type Guard = fn(&Plan, &History, &GuardsConfig, Ts) -> Verdict;
+
+/// The guards [`crate::decide`] runs after the kill switch, in order; the first denial wins.
+pub const ACTION_GUARDS: [(&str, Guard); 7] = [
+    ("planned_event_freeze", planned_event_freeze),
+    ("max_attempts", max_attempts),
+    ("cooldown", cooldown),
+    ("loop_breaker", loop_breaker),
+    ("blast_radius", blast_radius),
+    ("rate_limit", rate_limit),
+    ("concurrency", concurrency),
+];
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Executions that changed something, started within the rolling hour before `now`.
+/// `no_action` changes nothing, so it neither counts nor is limited.
+fn actions_last_hour(history: &History, now: Ts) -> impl Iterator<Item = &Execution> {
+    history
+        .executions
+        .iter()
+        .filter(|e| e.action.kind != ActionKind::NoAction)
+        .filter(move |e| e.started.0 > now.0.saturating_sub(HOUR_MS))
+}
+
+fn changes_nothing(plan: &Plan) -> bool {
+    plan.action.kind == ActionKind::NoAction
+}
+
+/// Seconds for messages: whole numbers plain, others to one decimal.
+fn secs(s: f64) -> String {
+    format!("{}", (s * 10.0).round() / 10.0)
+}
+
+// ── kill_switch: people can stop all action, from config or by touching a file ───────────
+
+pub fn kill_switch(config: &GuardsConfig, kill_switch_file_present: bool) -> Verdict {
+    if config.kill_switch {
+        return Verdict::Deny("kill_switch: on in config (guards.kill_switch)".into());
+    }
+    if kill_switch_file_present {
+        let file = config.kill_switch_file.as_ref().map_or_else(
+            || "kill switch file".to_string(),
+            |p| p.display().to_string(),
+        );
+        return Verdict::Deny(format!("kill_switch: {file} is present"));
+    }
+    Verdict::Allow
+}
+
+// ── confidence: act only on diagnoses the policy trusts (decide downgrades, not denies) ──
+
+pub fn confidence(plan: &Plan) -> Verdict {
+    // Written so that a NaN confidence or threshold counts as too low.
+    if plan.confidence >= plan.confidence_threshold {
+        Verdict::Allow
+    } else {
+        Verdict::Deny(format!(
+            "confidence: {:.2} below policy {} threshold {:.2}",
+            plan.confidence, plan.policy, plan.confidence_threshold
+        ))
+    }
+}
+
+// ── planned_event_freeze: never disrupt a service during its planned event ───────────────
+
+pub fn planned_event_freeze(
+    plan: &Plan,
+    history: &History,
+    _config: &GuardsConfig,
+    _now: Ts,
+) -> Verdict {
+    let target = &plan.action.target;
+    if plan.action.kind.is_disruptive() && history.planned_services.contains(target) {
+        return Verdict::Deny(format!(
+            "planned_event_freeze: {} is disruptive and {target} has a planned event in progress",
+            plan.action.kind
+        ));
+    }
+    Verdict::Allow
+}
+
+// ── max_attempts: a policy gets so many tries per incident, then people take over ────────
+
+pub fn max_attempts(plan: &Plan, history: &History, _config: &GuardsConfig, _now: Ts) -> Verdict {
+    if changes_nothing(plan) || history.attempts_this_incident < plan.max_attempts {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "max_attempts: {} attempts made for this incident, policy {} allows {}",
+        history.attempts_this_incident, plan.policy, plan.max_attempts
+    ))
+}
+
+// ── cooldown: time between two actions of a policy on one target ─────────────────────────
+
+/// Executions do not record their policy, and each policy has one action kind, so the
+/// last action of the same kind on the same target stands in for it. That is at least as
+/// strict as per (policy, target): a policy's own actions are among those.
+pub fn cooldown(plan: &Plan, history: &History, _config: &GuardsConfig, now: Ts) -> Verdict {
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    let last = history
+        .executions
+        .iter()
+        .filter(|e| e.action.kind == plan.action.kind && e.action.target == plan.action.target)
+        .map(|e| e.started)
+        .max();
+    let Some(last) = last else {
+        return Verdict::Allow;
+    };
+    let elapsed = now.secs_since(last);
+    // Also denies when the last action is in the future (clock moved back) or cooldown is NaN.
+    if elapsed >= plan.cooldown_s && elapsed >= 0.0 {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "cooldown: last {} on {} {}s ago, policy {} cooldown {}s",
+        plan.action.kind,
+        plan.action.target,
+        secs(elapsed),
+        plan.policy,
+        secs(plan.cooldown_s)
+    ))
+}
+
+// ── loop_breaker: at most so many actions on one target per rolling hour ─────────────────
+
+pub fn loop_breaker(plan: &Plan, history: &History, config: &GuardsConfig, now: Ts) -> Verdict {
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    let target = &plan.action.target;
+    let on_target = actions_last_hour(history, now)
+        .filter(|e| &e.action.target == target)
+        .count();
+    let limit = config.max_actions_per_target_per_hour as usize;
+    if on_target < limit {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "loop_breaker: {on_target} actions on {target} in the last hour, limit {limit} per target per hour"
+    ))
+}
+
+// ── blast_radius: at most so many distinct services touched per rolling hour ─────────────
+
+pub fn blast_radius(plan: &Plan, history: &History, config: &GuardsConfig, now: Ts) -> Verdict {
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    let touched: BTreeSet<&str> = actions_last_hour(history, now)
+        .map(|e| e.action.target.as_str())
+        .collect();
+    let limit = config.max_services_per_hour as usize;
+    if touched.contains(plan.action.target.as_str()) || touched.len() < limit {
+        return Verdict::Allow;
+    }
+    let names: Vec<&str> = touched.into_iter().collect();
+    Verdict::Deny(format!(
+        "blast_radius: {} services acted on in the last hour ({}), limit {limit}; {} would be one more",
+        names.len(),
+        names.join(", "),
+        plan.action.target
+    ))
+}
+
+// ── rate_limit: at most so many actions across the estate per rolling hour ───────────────
+
+pub fn rate_limit(plan: &Plan, history: &History, config: &GuardsConfig, now: Ts) -> Verdict {
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    let count = actions_last_hour(history, now).count();
+    let limit = config.max_actions_per_hour as usize;
+    if count < limit {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "rate_limit: {count} actions in the last hour, limit {limit} per hour"
+    ))
+}
+
+// ── concurrency: at most so many actions in flight at once ───────────────────────────────
+
+pub fn concurrency(plan: &Plan, history: &History, config: &GuardsConfig, _now: Ts) -> Verdict {
+    if changes_nothing(plan) || history.in_flight < config.max_concurrent_actions {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "concurrency: {} actions in flight, limit {}",
+        history.in_flight, config.max_concurrent_actions
+    ))
+}
+
+#[cfg(test)]
+mod tests;

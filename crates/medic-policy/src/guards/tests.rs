@@ -1,0 +1,308 @@
+use super::*;
+use crate::decide;
+use medic_core::{Action, Cause, Decision, ExecutionStatus, Mode};
+use std::path::PathBuf;
+
+const T0: Ts = Ts(1_700_000_000_000);
+
+fn plan(kind: ActionKind, target: &str) -> Plan {
+    Plan {
+        policy: "p".into(),
+        cause: Cause::MemoryLeak,
+        action: Action {
+            kind,
+            target: target.into(),
+            replicas: None,
+        },
+        mode: Mode::Auto,
+        confidence: 0.9,
+        confidence_threshold: 0.7,
+        max_attempts: 2,
+        cooldown_s: 120.0,
+        verification_window_s: 30.0,
+        verify: vec![],
+        rollback_if_failed: false,
+        escalation: None,
+    }
+}
+
+fn restart(target: &str) -> Plan {
+    plan(ActionKind::RestartWorkload, target)
+}
+
+fn done(kind: ActionKind, target: &str, secs_before: i64) -> Execution {
+    Execution {
+        idempotency_key: format!("{kind}-{target}-{secs_before}"),
+        incident: "i".into(),
+        attempt: 1,
+        action: Action {
+            kind,
+            target: target.into(),
+            replicas: None,
+        },
+        started: T0.plus_ms(-secs_before * 1000),
+        finished: None,
+        status: ExecutionStatus::Succeeded,
+        detail: String::new(),
+    }
+}
+
+fn history(executions: Vec<Execution>) -> History {
+    History {
+        executions,
+        ..History::default()
+    }
+}
+
+fn denial(v: Verdict) -> String {
+    match v {
+        Verdict::Deny(r) => r,
+        Verdict::Allow => panic!("expected a denial"),
+    }
+}
+
+#[test]
+fn kill_switch_from_config_or_file() {
+    let mut config = GuardsConfig::default();
+    assert!(kill_switch(&config, false).is_allow());
+    config.kill_switch_file = Some(PathBuf::from("/run/medic/STOP"));
+    assert_eq!(
+        denial(kill_switch(&config, true)),
+        "kill_switch: /run/medic/STOP is present"
+    );
+    config.kill_switch = true;
+    assert!(denial(kill_switch(&config, false)).starts_with("kill_switch: on in config"));
+}
+
+#[test]
+fn confidence_threshold_and_nan() {
+    let mut p = restart("a");
+    assert!(confidence(&p).is_allow());
+    p.confidence = 0.7;
+    assert!(confidence(&p).is_allow());
+    p.confidence = 0.55;
+    assert_eq!(
+        denial(confidence(&p)),
+        "confidence: 0.55 below policy p threshold 0.70"
+    );
+    p.confidence = f64::NAN;
+    assert!(!confidence(&p).is_allow());
+    p.confidence = 0.9;
+    p.confidence_threshold = f64::NAN;
+    assert!(!confidence(&p).is_allow());
+}
+
+#[test]
+fn planned_event_freeze_blocks_only_disruptive_actions_on_planned_services() {
+    let c = GuardsConfig::default();
+    let mut h = History::default();
+    h.planned_services.insert("catalog".into());
+    for kind in [
+        ActionKind::RestartWorkload,
+        ActionKind::RollbackRelease,
+        ActionKind::RevertConfig,
+    ] {
+        let r = denial(planned_event_freeze(&plan(kind, "catalog"), &h, &c, T0));
+        assert!(
+            r.starts_with("planned_event_freeze:") && r.contains("catalog"),
+            "{r}"
+        );
+        assert!(planned_event_freeze(&plan(kind, "cache"), &h, &c, T0).is_allow());
+    }
+    let scale = plan(ActionKind::ScaleWorkload, "catalog");
+    assert!(planned_event_freeze(&scale, &h, &c, T0).is_allow());
+}
+
+#[test]
+fn max_attempts_counts_this_incident() {
+    let c = GuardsConfig::default();
+    let mut h = History::default();
+    let p = restart("a");
+    h.attempts_this_incident = 1;
+    assert!(max_attempts(&p, &h, &c, T0).is_allow());
+    h.attempts_this_incident = 2;
+    assert_eq!(
+        denial(max_attempts(&p, &h, &c, T0)),
+        "max_attempts: 2 attempts made for this incident, policy p allows 2"
+    );
+}
+
+#[test]
+fn cooldown_per_kind_and_target() {
+    let c = GuardsConfig::default();
+    let p = restart("catalog");
+    let h = history(vec![
+        done(ActionKind::RestartWorkload, "catalog", 300),
+        done(ActionKind::RestartWorkload, "catalog", 42),
+        done(ActionKind::RestartWorkload, "cache", 1),
+        done(ActionKind::ScaleWorkload, "catalog", 1),
+    ]);
+    assert_eq!(
+        denial(cooldown(&p, &h, &c, T0)),
+        "cooldown: last restart_workload on catalog 42s ago, policy p cooldown 120s"
+    );
+    assert!(cooldown(&p, &h, &c, T0.plus_secs(78.0)).is_allow());
+    assert!(!cooldown(&p, &h, &c, T0.plus_secs(77.9)).is_allow());
+    assert!(cooldown(&restart("frontend"), &h, &c, T0).is_allow());
+    // An action stamped in the future (clock went back) keeps the cooldown on.
+    let future = history(vec![done(ActionKind::RestartWorkload, "catalog", -500)]);
+    let mut no_cooldown = p.clone();
+    no_cooldown.cooldown_s = 0.0;
+    assert!(!cooldown(&no_cooldown, &future, &c, T0).is_allow());
+    no_cooldown.cooldown_s = f64::NAN;
+    assert!(!cooldown(&no_cooldown, &h, &c, T0).is_allow());
+}
+
+#[test]
+fn loop_breaker_counts_target_in_rolling_hour() {
+    let c = GuardsConfig {
+        max_actions_per_target_per_hour: 2,
+        ..GuardsConfig::default()
+    };
+    let p = restart("catalog");
+    let h = history(vec![
+        done(ActionKind::RestartWorkload, "catalog", 3_600), // exactly an hour ago: out
+        done(ActionKind::ScaleWorkload, "catalog", 1_000),
+        done(ActionKind::NoAction, "catalog", 900),
+        done(ActionKind::RestartWorkload, "cache", 10),
+    ]);
+    assert!(loop_breaker(&p, &h, &c, T0).is_allow());
+    let mut h2 = h.clone();
+    h2.executions
+        .push(done(ActionKind::RollbackRelease, "catalog", 5));
+    assert_eq!(
+        denial(loop_breaker(&p, &h2, &c, T0)),
+        "loop_breaker: 2 actions on catalog in the last hour, limit 2 per target per hour"
+    );
+    // The scale-out leaves the hour 2 600 s later; the rollback is still in it.
+    assert!(loop_breaker(&p, &h2, &c, T0.plus_secs(2_600.0)).is_allow());
+    assert!(!loop_breaker(&p, &h2, &c, T0.plus_secs(2_599.0)).is_allow());
+}
+
+#[test]
+fn blast_radius_counts_distinct_services() {
+    let c = GuardsConfig {
+        max_services_per_hour: 2,
+        ..GuardsConfig::default()
+    };
+    let h = history(vec![
+        done(ActionKind::RestartWorkload, "a", 100),
+        done(ActionKind::RestartWorkload, "a", 50),
+        done(ActionKind::RestartWorkload, "b", 10),
+        done(ActionKind::RestartWorkload, "z", 4_000),
+    ]);
+    assert!(blast_radius(&restart("a"), &h, &c, T0).is_allow());
+    assert!(blast_radius(&restart("b"), &h, &c, T0).is_allow());
+    assert_eq!(
+        denial(blast_radius(&restart("c"), &h, &c, T0)),
+        "blast_radius: 2 services acted on in the last hour (a, b), limit 2; c would be one more"
+    );
+}
+
+#[test]
+fn rate_limit_counts_estate_in_rolling_hour() {
+    let c = GuardsConfig {
+        max_actions_per_hour: 3,
+        ..GuardsConfig::default()
+    };
+    let mut h = history(vec![
+        done(ActionKind::RestartWorkload, "a", 100),
+        done(ActionKind::ScaleWorkload, "b", 50),
+        done(ActionKind::RestartWorkload, "c", 3_700),
+        done(ActionKind::NoAction, "c", 10),
+    ]);
+    assert!(rate_limit(&restart("d"), &h, &c, T0).is_allow());
+    h.executions.push(done(ActionKind::RevertConfig, "e", 1));
+    assert_eq!(
+        denial(rate_limit(&restart("d"), &h, &c, T0)),
+        "rate_limit: 3 actions in the last hour, limit 3 per hour"
+    );
+}
+
+#[test]
+fn concurrency_limits_in_flight() {
+    let c = GuardsConfig {
+        max_concurrent_actions: 2,
+        ..GuardsConfig::default()
+    };
+    let mut h = History {
+        in_flight: 1,
+        ..History::default()
+    };
+    assert!(concurrency(&restart("a"), &h, &c, T0).is_allow());
+    h.in_flight = 2;
+    assert_eq!(
+        denial(concurrency(&restart("a"), &h, &c, T0)),
+        "concurrency: 2 actions in flight, limit 2"
+    );
+}
+
+#[test]
+fn no_action_is_never_volume_limited() {
+    let c = GuardsConfig {
+        max_actions_per_hour: 0,
+        max_services_per_hour: 0,
+        max_actions_per_target_per_hour: 0,
+        max_concurrent_actions: 0,
+        ..GuardsConfig::default()
+    };
+    let h = History {
+        executions: vec![done(ActionKind::NoAction, "a", 1)],
+        in_flight: 5,
+        attempts_this_incident: 9,
+        planned_services: ["a".to_string()].into(),
+    };
+    let p = plan(ActionKind::NoAction, "a");
+    for (name, guard) in ACTION_GUARDS {
+        assert!(guard(&p, &h, &c, T0).is_allow(), "{name}");
+    }
+    assert_eq!(decide(&p, &h, &c, false, T0), Decision::Execute);
+}
+
+#[test]
+fn decide_applies_guards_then_mode() {
+    let c = GuardsConfig::default();
+    let h = History::default();
+    let mut p = restart("a");
+    for (mode, expected) in [
+        (Mode::Shadow, Decision::Shadow),
+        (Mode::Recommend, Decision::Recommend),
+        (Mode::Approve, Decision::NeedsApproval),
+        (Mode::Auto, Decision::Execute),
+    ] {
+        p.mode = mode;
+        assert_eq!(decide(&p, &h, &c, false, T0), expected, "{mode:?}");
+    }
+    p.confidence = 0.2;
+    for (mode, expected) in [
+        (Mode::Shadow, Decision::Shadow),
+        (Mode::Recommend, Decision::Recommend),
+        (Mode::Approve, Decision::Recommend),
+        (Mode::Auto, Decision::Recommend),
+    ] {
+        p.mode = mode;
+        assert_eq!(decide(&p, &h, &c, false, T0), expected, "{mode:?}");
+    }
+}
+
+#[test]
+fn decide_denies_with_the_first_failing_guard() {
+    let c = GuardsConfig::default();
+    let mut p = restart("catalog");
+    p.mode = Mode::Shadow;
+    let mut h = history(vec![done(ActionKind::RestartWorkload, "catalog", 10)]);
+    h.in_flight = 1;
+    match decide(&p, &h, &c, false, T0) {
+        Decision::Denied(r) => assert!(r.starts_with("cooldown:"), "{r}"),
+        d => panic!("{d:?}"),
+    }
+    match decide(&p, &h, &c, true, T0) {
+        Decision::Denied(r) => assert!(r.starts_with("kill_switch:"), "{r}"),
+        d => panic!("{d:?}"),
+    }
+    h.executions.clear();
+    match decide(&p, &h, &c, false, T0) {
+        Decision::Denied(r) => assert!(r.starts_with("concurrency:"), "{r}"),
+        d => panic!("{d:?}"),
+    }
+}

@@ -1,0 +1,377 @@
+//! From diagnosis to plan: the first policy that covers the top hypothesis decides what to do.
+
+use crate::glob::glob_matches;
+use medic_config::{Policy, ScaleParams};
+use medic_core::{Action, ActionKind, Diagnosis, Incident, Plan};
+
+/// Why no plan could be made, in words for the audit log and the escalation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct NoPlan {
+    pub reason: String,
+}
+
+impl NoPlan {
+    fn new(reason: impl Into<String>) -> NoPlan {
+        NoPlan {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// First policy (in order) whose causes include the top hypothesis' cause and whose service
+/// globs match its target; builds the plan (verification symptoms = the incident's symptoms;
+/// scale replicas = clamp(ceil(current × factor), min, max), only if more than current).
+pub fn plan(
+    incident: &Incident,
+    diagnosis: &Diagnosis,
+    policies: &[Policy],
+    current_replicas: Option<u32>,
+) -> Result<Plan, NoPlan> {
+    let top = diagnosis
+        .top()
+        .ok_or_else(|| NoPlan::new("the diagnosis has no hypotheses"))?;
+    let policy = policies
+        .iter()
+        .find(|p| p.causes.contains(&top.cause) && covers_service(p, &top.target))
+        .ok_or_else(|| {
+            NoPlan::new(format!(
+                "no policy matches cause {} on {}",
+                top.cause, top.target
+            ))
+        })?;
+    let replicas = match policy.action {
+        ActionKind::ScaleWorkload => Some(scale_target(
+            &policy.name,
+            &top.target,
+            &policy.scale,
+            current_replicas,
+        )?),
+        _ => None,
+    };
+    Ok(Plan {
+        policy: policy.name.clone(),
+        cause: top.cause,
+        action: Action {
+            kind: policy.action,
+            target: top.target.clone(),
+            replicas,
+        },
+        mode: policy.mode,
+        confidence: top.confidence,
+        confidence_threshold: policy.confidence_threshold,
+        max_attempts: policy.max_attempts,
+        cooldown_s: policy.cooldown.as_secs_f64(),
+        verification_window_s: policy.verification_window.as_secs_f64(),
+        verify: incident.symptoms(),
+        rollback_if_failed: policy.rollback_if_failed,
+        escalation: policy.escalation.clone(),
+    })
+}
+
+fn covers_service(policy: &Policy, service: &str) -> bool {
+    policy.services.is_empty() || policy.services.iter().any(|g| glob_matches(g, service))
+}
+
+/// The replica count to scale to: more than `current`, or no plan.
+fn scale_target(
+    policy: &str,
+    service: &str,
+    scale: &ScaleParams,
+    current: Option<u32>,
+) -> Result<u32, NoPlan> {
+    let current = current.ok_or_else(|| {
+        NoPlan::new(format!(
+            "policy {policy} scales {service}, but its current replica count is unknown"
+        ))
+    })?;
+    if scale.min_replicas > scale.max_replicas {
+        return Err(NoPlan::new(format!(
+            "policy {policy}: min_replicas {} is above max_replicas {}",
+            scale.min_replicas, scale.max_replicas
+        )));
+    }
+    if !(scale.factor.is_finite() && scale.factor > 0.0) {
+        return Err(NoPlan::new(format!(
+            "policy {policy}: scale factor {} is not a positive number",
+            scale.factor
+        )));
+    }
+    let scaled = (f64::from(current) * scale.factor).ceil();
+    // Clamp in f64 first: the product can exceed u32::MAX.
+    let desired = scaled
+        .max(f64::from(scale.min_replicas))
+        .min(f64::from(scale.max_replicas)) as u32;
+    if desired > current {
+        Ok(desired)
+    } else if current >= scale.max_replicas {
+        Err(NoPlan::new(format!(
+            "{service} is already at max replicas {} ({current} running)",
+            scale.max_replicas
+        )))
+    } else {
+        Err(NoPlan::new(format!(
+            "scaling {service} from {current} by factor {} gives {desired}, no more than now",
+            scale.factor
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medic_core::{Cause, Finding, FindingKind, Hypothesis, Mode, Symptom, Ts};
+    use std::time::Duration;
+
+    fn finding(service: &str, kind: FindingKind, ts: i64) -> Finding {
+        Finding {
+            id: format!("{service}-{ts}"),
+            ts: Ts(ts),
+            service: service.into(),
+            instance: None,
+            kind,
+            detector: "d".into(),
+            score: 1.0,
+            summary: String::new(),
+            evidence: vec![],
+        }
+    }
+
+    fn incident() -> Incident {
+        let mut i = Incident::new("i1".into(), finding("frontend", FindingKind::ErrorRate, 1));
+        i.add_finding(finding("catalog", FindingKind::Latency, 2));
+        i.add_finding(finding("frontend", FindingKind::ErrorRate, 3));
+        i
+    }
+
+    fn diagnosis(cause: Cause, target: &str, confidence: f64) -> Diagnosis {
+        Diagnosis {
+            made_at: Ts(10),
+            hypotheses: vec![
+                Hypothesis {
+                    cause,
+                    target: target.into(),
+                    confidence,
+                    rationale: String::new(),
+                    evidence: vec![],
+                },
+                Hypothesis {
+                    cause: Cause::Unknown,
+                    target: "frontend".into(),
+                    confidence: 0.1,
+                    rationale: String::new(),
+                    evidence: vec![],
+                },
+            ],
+            engine: "rules".into(),
+        }
+    }
+
+    fn policy(name: &str, causes: &[Cause], services: &[&str], action: ActionKind) -> Policy {
+        Policy {
+            name: name.into(),
+            causes: causes.to_vec(),
+            services: services.iter().map(|s| s.to_string()).collect(),
+            action,
+            mode: Mode::Auto,
+            cooldown: Duration::from_secs(120),
+            verification_window: Duration::from_secs(30),
+            max_attempts: 2,
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn first_matching_policy_builds_the_plan() {
+        let policies = [
+            policy(
+                "leak-cache",
+                &[Cause::MemoryLeak],
+                &["cache"],
+                ActionKind::RestartWorkload,
+            ),
+            policy(
+                "bad-deploy",
+                &[Cause::BadDeployment],
+                &[],
+                ActionKind::RollbackRelease,
+            ),
+            policy(
+                "leak-any",
+                &[Cause::MemoryLeak, Cause::Unknown],
+                &["cat*"],
+                ActionKind::RestartWorkload,
+            ),
+            policy(
+                "leak-catalog-2",
+                &[Cause::MemoryLeak],
+                &["catalog"],
+                ActionKind::NoAction,
+            ),
+        ];
+        let plan = plan(
+            &incident(),
+            &diagnosis(Cause::MemoryLeak, "catalog", 0.9),
+            &policies,
+            None,
+        )
+        .unwrap();
+        assert_eq!(plan.policy, "leak-any");
+        assert_eq!(plan.cause, Cause::MemoryLeak);
+        assert_eq!(
+            plan.action,
+            Action {
+                kind: ActionKind::RestartWorkload,
+                target: "catalog".into(),
+                replicas: None
+            }
+        );
+        assert_eq!(plan.mode, Mode::Auto);
+        assert_eq!(plan.confidence, 0.9);
+        assert_eq!(plan.cooldown_s, 120.0);
+        assert_eq!(plan.verification_window_s, 30.0);
+        assert_eq!(plan.max_attempts, 2);
+        assert_eq!(
+            plan.verify,
+            vec![
+                Symptom {
+                    service: "frontend".into(),
+                    kind: FindingKind::ErrorRate
+                },
+                Symptom {
+                    service: "catalog".into(),
+                    kind: FindingKind::Latency
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn no_matching_policy_names_cause_and_target() {
+        let policies = [policy(
+            "leak-cache",
+            &[Cause::MemoryLeak],
+            &["cache"],
+            ActionKind::RestartWorkload,
+        )];
+        let err = plan(
+            &incident(),
+            &diagnosis(Cause::MemoryLeak, "catalog", 0.9),
+            &policies,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.reason, "no policy matches cause memory_leak on catalog");
+        let err = plan(
+            &incident(),
+            &diagnosis(Cause::LoadSurge, "cache", 0.9),
+            &policies,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.reason, "no policy matches cause load_surge on cache");
+        assert!(
+            plan(
+                &incident(),
+                &diagnosis(Cause::LoadSurge, "cache", 0.9),
+                &[],
+                None
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn empty_diagnosis_is_no_plan() {
+        let mut d = diagnosis(Cause::MemoryLeak, "x", 1.0);
+        d.hypotheses.clear();
+        let policies = [policy(
+            "p",
+            &[Cause::MemoryLeak],
+            &[],
+            ActionKind::RestartWorkload,
+        )];
+        assert!(
+            plan(&incident(), &d, &policies, None)
+                .unwrap_err()
+                .reason
+                .contains("no hypotheses")
+        );
+    }
+
+    fn scaling(factor: f64, min: u32, max: u32) -> Policy {
+        let mut p = policy("surge", &[Cause::LoadSurge], &[], ActionKind::ScaleWorkload);
+        p.scale = ScaleParams {
+            factor,
+            min_replicas: min,
+            max_replicas: max,
+        };
+        p
+    }
+
+    fn scale_to(p: &Policy, current: Option<u32>) -> Result<Option<u32>, NoPlan> {
+        plan(
+            &incident(),
+            &diagnosis(Cause::LoadSurge, "checkout", 0.9),
+            std::slice::from_ref(p),
+            current,
+        )
+        .map(|plan| plan.action.replicas)
+    }
+
+    #[test]
+    fn scale_is_ceil_of_factor_clamped() {
+        assert_eq!(scale_to(&scaling(2.0, 1, 8), Some(2)), Ok(Some(4)));
+        assert_eq!(scale_to(&scaling(1.5, 1, 8), Some(3)), Ok(Some(5)));
+        assert_eq!(scale_to(&scaling(2.0, 1, 6), Some(4)), Ok(Some(6)));
+        assert_eq!(scale_to(&scaling(1.1, 4, 8), Some(1)), Ok(Some(4)));
+        assert_eq!(scale_to(&scaling(1e300, 1, 16), Some(1)), Ok(Some(16)));
+        assert_eq!(
+            scale_to(&scaling(2.0, 1, u32::MAX), Some(u32::MAX / 2 + 1)),
+            Ok(Some(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn scale_without_growth_is_no_plan() {
+        let err = scale_to(&scaling(2.0, 1, 6), Some(6)).unwrap_err();
+        assert_eq!(
+            err.reason,
+            "checkout is already at max replicas 6 (6 running)"
+        );
+        assert!(
+            scale_to(&scaling(2.0, 1, 6), Some(9))
+                .unwrap_err()
+                .reason
+                .contains("max replicas 6")
+        );
+        assert!(
+            scale_to(&scaling(0.5, 1, 6), Some(3))
+                .unwrap_err()
+                .reason
+                .contains("gives 2")
+        );
+        assert!(
+            scale_to(&scaling(2.0, 1, 6), None)
+                .unwrap_err()
+                .reason
+                .contains("unknown")
+        );
+    }
+
+    #[test]
+    fn hostile_scale_params_are_no_plan_not_panic() {
+        for factor in [f64::NAN, f64::INFINITY, -1.0, 0.0] {
+            let err = scale_to(&scaling(factor, 1, 6), Some(2)).unwrap_err();
+            assert!(err.reason.contains("factor"), "{factor}: {}", err.reason);
+        }
+        let err = scale_to(&scaling(2.0, 9, 3), Some(2)).unwrap_err();
+        assert!(err.reason.contains("min_replicas 9"), "{}", err.reason);
+    }
+
+    #[test]
+    fn replicas_only_for_scale() {
+        let p = policy("r", &[Cause::LoadSurge], &[], ActionKind::RestartWorkload);
+        assert_eq!(scale_to(&p, Some(3)), Ok(None));
+    }
+}

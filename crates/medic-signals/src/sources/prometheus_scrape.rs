@@ -1,0 +1,236 @@
+//! Prometheus scrapes → one `Metrics` signal per successful scrape, `TargetDown` per
+//! failed one. Targets come from a `file_sd` file (re-read every interval) and a static list.
+
+use super::{Source, SourceContext, SourceFuture, positive};
+use crate::SignalsError;
+use crate::prometheus_text::parse_prometheus_text;
+use crate::stats::{Counter, SourceStats};
+use medic_config::{ScrapeTarget, SourceConfig, SourceKind};
+use medic_core::{MetricSample, Signal, SignalPayload, Ts};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Larger bodies are refused: a misbehaving exporter must not exhaust medic's memory.
+pub const MAX_BODY_BYTES: usize = 10 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Target {
+    pub url: String,
+    pub service: Option<String>,
+    pub instance: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct FileSdGroup {
+    targets: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+fn metrics_url(address: &str) -> String {
+    if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}/metrics")
+    }
+}
+
+/// Targets of a `file_sd` JSON text.
+pub(crate) fn parse_file_sd(text: &str) -> Result<Vec<Target>, String> {
+    let groups: Vec<FileSdGroup> = serde_json::from_str(text).map_err(|e| {
+        format!("expected a JSON array of {{\"targets\":[...],\"labels\":{{...}}}}: {e}")
+    })?;
+    Ok(groups
+        .into_iter()
+        .flat_map(|g| {
+            let service = g.labels.get("service").cloned();
+            let instance = g.labels.get("instance").cloned();
+            g.targets.into_iter().map(move |addr| Target {
+                instance: instance.clone().or_else(|| Some(addr.clone())),
+                url: metrics_url(&addr),
+                service: service.clone(),
+            })
+        })
+        .collect())
+}
+
+fn static_target(t: &ScrapeTarget) -> Target {
+    Target {
+        url: metrics_url(&t.address),
+        service: Some(t.service.clone()),
+        instance: t.instance.clone().or_else(|| Some(t.address.clone())),
+    }
+}
+
+pub(crate) struct PrometheusScrapeSource {
+    name: String,
+    file_sd: Option<PathBuf>,
+    static_targets: Vec<Target>,
+    interval: Duration,
+    client: reqwest::Client,
+}
+
+impl PrometheusScrapeSource {
+    pub(crate) fn build(cfg: &SourceConfig) -> Result<Box<dyn Source>, SignalsError> {
+        let SourceKind::PrometheusScrape {
+            file_sd,
+            targets,
+            interval,
+            timeout,
+        } = &cfg.kind
+        else {
+            return Err(super::invalid(cfg, "expected a prometheus_scrape source"));
+        };
+        if file_sd.is_none() && targets.is_empty() {
+            return Err(super::invalid(cfg, "expected `file_sd` or at least one target"));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(positive(cfg, "timeout", *timeout)?)
+            .build()
+            .map_err(|source| SignalsError::HttpClient {
+                source_name: cfg.name.clone(),
+                source,
+            })?;
+        Ok(Box::new(PrometheusScrapeSource {
+            name: cfg.name.clone(),
+            file_sd: file_sd.clone(),
+            static_targets: targets.iter().map(static_target).collect(),
+            interval: positive(cfg, "interval", *interval)?,
+            client,
+        }))
+    }
+}
+
+/// GETs one target's metrics; the error names what went wrong.
+pub(crate) async fn scrape(
+    client: &reqwest::Client,
+    url: &str,
+    stats: &SourceStats,
+) -> Result<Vec<MetricSample>, String> {
+    let mut resp = client.get(url).send().await.map_err(|e| describe(&e))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url} answered HTTP {}", resp.status()));
+    }
+    if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(format!("{url}: body exceeds {MAX_BODY_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!("{url}: body exceeds {MAX_BODY_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&body);
+    let (samples, errors) = parse_prometheus_text(&text);
+    if !errors.is_empty() {
+        stats.add(Counter::MalformedMetricLine, errors.len() as u64);
+        tracing::debug!(%url, first = %errors[0], count = errors.len(), "skipped malformed metric lines");
+    }
+    Ok(samples)
+}
+
+/// reqwest's Display hides the cause (`error sending request`); the chain names it.
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if let Some(url) = e.url() {
+        msg = format!("{url}: {msg}");
+    }
+    msg
+}
+
+impl PrometheusScrapeSource {
+    async fn read_file_sd(path: &Path) -> Result<Vec<Target>, String> {
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        parse_file_sd(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    async fn run_loop(self, mut ctx: SourceContext) {
+        let mut sd_targets: Vec<Target> = Vec::new();
+        let mut next = Instant::now();
+        loop {
+            if let Some(path) = &self.file_sd {
+                match Self::read_file_sd(path).await {
+                    Ok(t) => sd_targets = t,
+                    Err(e) => {
+                        // Mid-rewrite or briefly missing: keep the previous targets.
+                        ctx.stats.incr(Counter::FileSdError);
+                        tracing::warn!(source = %self.name, error = %e, "file_sd unusable, keeping previous targets");
+                    }
+                }
+            }
+            let mut targets: Vec<Target> = self.static_targets.iter().chain(&sd_targets).cloned().collect();
+            targets.sort();
+            targets.dedup();
+
+            // Concurrently, so that one slow target does not delay the others' samples.
+            let mut set = JoinSet::new();
+            for target in targets {
+                let client = self.client.clone();
+                let stats = Arc::clone(&ctx.stats);
+                set.spawn(async move {
+                    let result = scrape(&client, &target.url, &stats).await;
+                    (target, result, Ts::now())
+                });
+            }
+            while let Some(joined) = set.join_next().await {
+                let Ok((target, result, ts)) = joined else {
+                    continue;
+                };
+                let payload = match result {
+                    Ok(samples) => SignalPayload::Metrics { samples },
+                    Err(error) => {
+                        ctx.stats.incr(Counter::ScrapeFailed);
+                        SignalPayload::TargetDown { error }
+                    }
+                };
+                let signal = Signal {
+                    ts,
+                    source: self.name.clone(),
+                    service: target.service,
+                    instance: target.instance,
+                    payload,
+                };
+                if !ctx.emit(signal).await {
+                    return;
+                }
+            }
+            next += self.interval;
+            let now = Instant::now();
+            if next < now {
+                next = now;
+            }
+            if !ctx.sleep_until(next).await {
+                return;
+            }
+        }
+    }
+}
+
+impl Source for PrometheusScrapeSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(self: Box<Self>, ctx: SourceContext) -> SourceFuture {
+        Box::pin(self.run_loop(ctx))
+    }
+}

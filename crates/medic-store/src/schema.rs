@@ -1,0 +1,88 @@
+//! Schema, versioned with `PRAGMA user_version`: each step upgrades from the version before it.
+
+use crate::StoreError;
+use rusqlite::Connection;
+
+/// The version this code writes. Add a step to `STEPS` and bump this for every change.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const STEPS: [&str; 1] = [r#"
+CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER PRIMARY KEY,
+    ts        INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    incident  TEXT,
+    payload   TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_incident ON audit(incident, seq);
+-- Tamper-evident anchor for the chain's tip: deleting the last records leaves a valid-looking
+-- shorter chain, which only this row contradicts.
+CREATE TABLE IF NOT EXISTS audit_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id      TEXT PRIMARY KEY,
+    state   TEXT NOT NULL,
+    opened  INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_opened ON incidents(opened, id);
+CREATE INDEX IF NOT EXISTS incidents_by_state ON incidents(state);
+CREATE TABLE IF NOT EXISTS executions (
+    idempotency_key TEXT PRIMARY KEY,
+    incident        TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    action          TEXT NOT NULL,
+    started         INTEGER NOT NULL,
+    finished        INTEGER,
+    status          TEXT NOT NULL,
+    detail          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_started ON executions(started);
+CREATE TABLE IF NOT EXISTS kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#];
+
+pub fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
+    // Immediate: two processes opening a fresh file at once must not both run the steps.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = migrate_locked(conn, path);
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    result
+}
+
+fn migrate_locked(conn: &Connection, path: &str) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_string(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::Corrupt {
+            what: "schema version".into(),
+            detail: format!("{path} has user_version {found}, expected 0..={SCHEMA_VERSION}"),
+        });
+    }
+    for step in STEPS.iter().skip(found as usize) {
+        conn.execute_batch(step)?;
+    }
+    if found != SCHEMA_VERSION {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,537 @@
+use super::*;
+use medic_core::audit::GENESIS_HASH;
+use medic_core::{
+    Action, ActionKind, AuditEvent, AuditRecord, Execution, ExecutionStatus, Finding, FindingKind,
+    Incident, IncidentState, Ts, verify_chain,
+};
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+fn event(i: usize) -> AuditEvent {
+    AuditEvent::IncidentClosed {
+        incident: format!("inc-{}", i % 3),
+        reason: format!("reason {i}"),
+    }
+}
+
+/// A store file with `n` audit records, and a raw connection to tamper with it.
+fn store_with(n: usize) -> (TempDir, PathBuf, Store) {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("medic.db");
+    let store = Store::open(&path).unwrap();
+    for i in 0..n {
+        store.append_audit(Ts(1_000 + i as i64), &event(i)).unwrap();
+    }
+    (dir, path, store)
+}
+
+fn tamper(path: &Path, sql: &str) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+fn broken_at(store: &Store) -> (u64, String) {
+    let report = store.verify_audit().unwrap();
+    report.broken.expect("tampering went unnoticed")
+}
+
+#[test]
+fn appended_records_chain_and_verify() {
+    let (_dir, _path, store) = store_with(5);
+    let records = store.audit_records().unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(records[0].prev_hash, GENESIS_HASH);
+    assert_eq!(verify_chain(&records), Ok(5));
+    let report = store.verify_audit().unwrap();
+    assert_eq!(report.records, 5);
+    assert!(report.is_intact(), "{report:?}");
+    let for_inc0 = store.audit_records_for("inc-0").unwrap();
+    assert_eq!(for_inc0.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 4]);
+    assert!(store.audit_records_for("nope").unwrap().is_empty());
+}
+
+#[test]
+fn empty_log_verifies() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(
+        store.verify_audit().unwrap(),
+        AuditReport {
+            records: 0,
+            broken: None
+        }
+    );
+}
+
+#[test]
+fn events_without_incident_are_stored_with_null_incident() {
+    let store = Store::open_in_memory().unwrap();
+    let ev = AuditEvent::AgentStarted {
+        version: "0.1".into(),
+        config_digest: "abc".into(),
+    };
+    let rec = store.append_audit(Ts(5), &ev).unwrap();
+    assert_eq!(rec.incident, None);
+    assert_eq!(store.audit_records().unwrap(), vec![rec]);
+    assert!(store.verify_audit().unwrap().is_intact());
+}
+
+#[test]
+fn chain_survives_reopen() {
+    let (_dir, path, store) = store_with(3);
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let rec = store.append_audit(Ts(9), &event(9)).unwrap();
+    assert_eq!(rec.seq, 4);
+    assert!(store.verify_audit().unwrap().is_intact());
+}
+
+#[test]
+fn edit_of_any_column_is_caught_at_that_record() {
+    for (column, value) in [
+        ("ts", "12345"),
+        ("kind", "'incident_resolved'"),
+        ("incident", "'inc-9'"),
+        ("incident", "NULL"),
+        ("payload", "'{}'"),
+        ("prev_hash", "'00'"),
+        ("hash", "'ff'"),
+    ] {
+        let (_dir, path, store) = store_with(5);
+        tamper(
+            &path,
+            &format!("UPDATE audit SET {column} = {value} WHERE seq = 3"),
+        );
+        let (seq, why) = broken_at(&store);
+        assert_eq!(seq, 3, "{column}: {why}");
+    }
+}
+
+#[test]
+fn edit_with_wrong_type_is_reported_not_an_error() {
+    let (_dir, path, store) = store_with(4);
+    tamper(&path, "UPDATE audit SET ts = 'yesterday' WHERE seq = 2");
+    let (seq, why) = broken_at(&store);
+    assert_eq!(seq, 2);
+    assert!(why.contains("ts"), "{why}");
+    // Reading the records is an error (not a panic) naming the record.
+    let err = store.audit_records().unwrap_err().to_string();
+    assert!(err.contains("audit record 2"), "{err}");
+}
+
+#[test]
+fn rehashed_edit_is_caught_at_the_next_record() {
+    let (_dir, path, store) = store_with(5);
+    let r = &store.audit_records().unwrap()[2];
+    let hash = AuditRecord::compute_hash(
+        r.seq,
+        r.ts,
+        &r.kind,
+        r.incident.as_deref(),
+        "{}",
+        &r.prev_hash,
+    );
+    tamper(
+        &path,
+        &format!("UPDATE audit SET payload = '{{}}', hash = '{hash}' WHERE seq = 3"),
+    );
+    assert_eq!(broken_at(&store).0, 4);
+}
+
+#[test]
+fn deleted_first_middle_and_last_records_are_caught() {
+    for (deleted, expected) in [(1, 1), (3, 3), (5, 5)] {
+        let (_dir, path, store) = store_with(5);
+        tamper(&path, &format!("DELETE FROM audit WHERE seq = {deleted}"));
+        let (seq, why) = broken_at(&store);
+        assert_eq!(seq, expected, "deleted {deleted}: {why}");
+        assert!(why.contains("missing"), "{why}");
+    }
+}
+
+#[test]
+fn deleting_every_record_is_caught_by_the_head_anchor() {
+    let (_dir, path, store) = store_with(3);
+    tamper(&path, "DELETE FROM audit");
+    let report = store.verify_audit().unwrap();
+    assert_eq!(report.records, 0);
+    assert_eq!(report.broken.unwrap().0, 1);
+}
+
+#[test]
+fn appending_after_a_deleted_tip_does_not_hide_it() {
+    let (_dir, path, store) = store_with(4);
+    tamper(&path, "DELETE FROM audit WHERE seq = 4");
+    store.append_audit(Ts(99), &event(99)).unwrap();
+    assert_eq!(broken_at(&store).0, 4);
+}
+
+#[test]
+fn deleted_head_anchor_is_caught_and_blocks_appends() {
+    let (_dir, path, store) = store_with(3);
+    tamper(&path, "DELETE FROM audit_head");
+    assert_eq!(broken_at(&store).0, 3);
+    let err = store.append_audit(Ts(1), &event(1)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::AuditHeadMissing { records: 3 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn record_appended_outside_medic_is_caught_even_with_a_valid_hash() {
+    let (_dir, path, store) = store_with(3);
+    let last = store.audit_records().unwrap().pop().unwrap();
+    let forged = AuditRecord::chain(Some(&last), Ts(5_000), &event(7));
+    tamper(
+        &path,
+        &format!(
+            "INSERT INTO audit VALUES ({}, {}, '{}', '{}', '{}', '{}', '{}')",
+            forged.seq,
+            forged.ts.0,
+            forged.kind,
+            forged.incident.as_deref().unwrap_or(""),
+            forged.payload.replace('\'', "''"),
+            forged.prev_hash,
+            forged.hash
+        ),
+    );
+    let (seq, why) = broken_at(&store);
+    assert_eq!(seq, 4, "{why}");
+}
+
+#[test]
+fn record_inserted_in_the_middle_is_caught() {
+    let (_dir, path, store) = store_with(5);
+    // Make room at seq 3 (shift from the top so the primary key never collides), then forge.
+    tamper(
+        &path,
+        "UPDATE audit SET seq = seq + 100 WHERE seq >= 3;
+         UPDATE audit SET seq = seq - 99 WHERE seq >= 103;
+         INSERT INTO audit SELECT 3, ts, kind, incident, payload, prev_hash, hash FROM audit WHERE seq = 2;",
+    );
+    assert_eq!(broken_at(&store).0, 3);
+}
+
+#[test]
+fn swapped_seq_values_are_caught() {
+    let (_dir, path, store) = store_with(5);
+    tamper(
+        &path,
+        "UPDATE audit SET seq = 100 WHERE seq = 2;
+         UPDATE audit SET seq = 2 WHERE seq = 3;
+         UPDATE audit SET seq = 3 WHERE seq = 100;",
+    );
+    assert_eq!(broken_at(&store).0, 2);
+}
+
+#[test]
+fn changed_seq_is_caught() {
+    for (new_seq, expected) in [("10", 3), ("-1", 1), ("0", 1)] {
+        let (_dir, path, store) = store_with(5);
+        tamper(
+            &path,
+            &format!("UPDATE audit SET seq = {new_seq} WHERE seq = 3"),
+        );
+        let (seq, why) = broken_at(&store);
+        assert_eq!(seq, expected, "seq 3 → {new_seq}: {why}");
+    }
+}
+
+#[test]
+fn only_the_first_broken_record_is_reported() {
+    let (_dir, path, store) = store_with(6);
+    tamper(
+        &path,
+        "UPDATE audit SET payload = 'x' WHERE seq = 5; DELETE FROM audit WHERE seq = 2;",
+    );
+    let report = store.verify_audit().unwrap();
+    assert_eq!(report.records, 5);
+    assert_eq!(report.broken.unwrap().0, 2);
+}
+
+#[test]
+fn two_stores_on_one_file_append_without_breaking_the_chain() {
+    let (_dir, path, first) = store_with(0);
+    let second = Store::open(&path).unwrap();
+    let appended = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            (0..40)
+                .map(|i| first.append_audit(Ts(i), &event(i as usize)).unwrap().seq)
+                .collect::<Vec<_>>()
+        });
+        let b = s.spawn(|| {
+            (0..40)
+                .map(|i| second.append_audit(Ts(i), &event(i as usize)).unwrap().seq)
+                .collect::<Vec<_>>()
+        });
+        let mut all = a.join().unwrap();
+        all.extend(b.join().unwrap());
+        all
+    });
+    let mut seqs = appended;
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=80).collect::<Vec<u64>>());
+    let report = Store::open(&path).unwrap().verify_audit().unwrap();
+    assert_eq!(report.records, 80);
+    assert!(report.is_intact(), "{report:?}");
+}
+
+#[test]
+fn non_sqlite_file_is_a_clear_error_naming_the_path() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("not-a-db.db");
+    std::fs::write(&path, "this is a text file, not a database\n".repeat(200)).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Open { .. }), "{msg}");
+    assert!(msg.contains("not-a-db.db"), "{msg}");
+    assert!(msg.contains("SQLite"), "{msg}");
+}
+
+#[test]
+fn truncated_store_file_fails_without_panicking() {
+    let (_dir, path, store) = store_with(200);
+    drop(store);
+    // Fold the WAL into the main file, then cut the file in half.
+    tamper(&path, "PRAGMA wal_checkpoint(TRUNCATE);");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    match Store::open(&path) {
+        Err(e) => assert!(e.to_string().contains("medic.db"), "{e}"),
+        Ok(store) => match store.verify_audit() {
+            Err(_) => {}
+            Ok(report) => assert!(report.broken.is_some(), "{report:?}"),
+        },
+    }
+}
+
+#[test]
+fn newer_schema_version_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("future.db");
+    tamper(&path, "PRAGMA user_version = 99;");
+    let err = Store::open(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("future.db") && msg.contains("99"), "{msg}");
+}
+
+#[test]
+fn schema_version_is_recorded() {
+    let (_dir, path, _store) = store_with(0);
+    let conn = Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, schema::SCHEMA_VERSION);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+fn finding(service: &str, ts: i64) -> Finding {
+    Finding {
+        id: format!("f-{service}-{ts}"),
+        ts: Ts(ts),
+        service: service.into(),
+        instance: None,
+        kind: FindingKind::ErrorRate,
+        detector: "error_rate".into(),
+        score: 0.9,
+        summary: "errors up".into(),
+        evidence: vec![],
+    }
+}
+
+#[test]
+fn incidents_round_trip_and_filter_by_state() {
+    let store = Store::open_in_memory().unwrap();
+    let mut late = Incident::new(
+        "b'; DROP TABLE incidents; --".into(),
+        finding("checkout", 300),
+    );
+    let mut early = Incident::new("a".into(), finding("catalog", 100));
+    let mut middle = Incident::new("c".into(), finding("cache", 200));
+    store.save_incident(&late).unwrap();
+    store.save_incident(&early).unwrap();
+    store.save_incident(&middle).unwrap();
+    assert_eq!(
+        store
+            .incident("b'; DROP TABLE incidents; --")
+            .unwrap()
+            .as_ref(),
+        Some(&late)
+    );
+    assert_eq!(store.incident("missing").unwrap(), None);
+    let ids = |v: Vec<Incident>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.incidents().unwrap()),
+        ["a", "c", "b'; DROP TABLE incidents; --"]
+    );
+
+    early.state = IncidentState::Resolved;
+    middle.state = IncidentState::Verifying;
+    late.state = IncidentState::Closed;
+    late.closing_reason = Some("planned".into());
+    for i in [&early, &middle, &late] {
+        store.save_incident(i).unwrap();
+    }
+    assert_eq!(ids(store.active_incidents().unwrap()), ["c"]);
+    assert_eq!(store.incidents().unwrap().len(), 3);
+    assert_eq!(
+        store
+            .incident(&late.id)
+            .unwrap()
+            .unwrap()
+            .closing_reason
+            .as_deref(),
+        Some("planned")
+    );
+}
+
+#[test]
+fn corrupt_incident_body_is_an_error_naming_the_incident() {
+    let (_dir, path, store) = store_with(0);
+    store
+        .save_incident(&Incident::new("x1".into(), finding("a", 1)))
+        .unwrap();
+    tamper(
+        &path,
+        "UPDATE incidents SET body = '{\"id\": 3' WHERE id = 'x1'",
+    );
+    let err = store.incident("x1").unwrap_err().to_string();
+    assert!(err.contains("x1"), "{err}");
+    assert!(store.incidents().is_err());
+}
+
+fn execution(key: &str, started: i64) -> Execution {
+    Execution {
+        idempotency_key: key.into(),
+        incident: "inc-1".into(),
+        attempt: 1,
+        action: Action {
+            kind: ActionKind::ScaleWorkload,
+            target: "checkout".into(),
+            replicas: Some(4),
+        },
+        started: Ts(started),
+        finished: None,
+        status: ExecutionStatus::Pending,
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn begin_execution_is_insert_if_absent() {
+    let store = Store::open_in_memory().unwrap();
+    let first = execution("k1", 1_000);
+    assert_eq!(store.begin_execution(&first).unwrap(), BeginOutcome::New);
+    let mut replay = execution("k1", 5_000);
+    replay.attempt = 2;
+    assert_eq!(
+        store.begin_execution(&replay).unwrap(),
+        BeginOutcome::Existing(first.clone())
+    );
+    store
+        .finish_execution("k1", ExecutionStatus::Succeeded, "scaled to 4", Ts(2_000))
+        .unwrap();
+    let done = store.execution("k1").unwrap().unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(done.finished, Some(Ts(2_000)));
+    assert_eq!(done.detail, "scaled to 4");
+    assert_eq!(done.action, first.action);
+    match store.begin_execution(&first).unwrap() {
+        BeginOutcome::Existing(e) => assert_eq!(e, done),
+        BeginOutcome::New => panic!("replayed key executed again"),
+    }
+    assert_eq!(store.execution("nope").unwrap(), None);
+}
+
+#[test]
+fn idempotency_ledger_survives_reopen() {
+    let (_dir, path, store) = store_with(0);
+    store.begin_execution(&execution("k", 1)).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert!(matches!(
+        store.begin_execution(&execution("k", 2)).unwrap(),
+        BeginOutcome::Existing(_)
+    ));
+}
+
+#[test]
+fn finishing_an_unknown_execution_is_an_error() {
+    let store = Store::open_in_memory().unwrap();
+    let err = store
+        .finish_execution("ghost", ExecutionStatus::Failed, "x", Ts(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("ghost"), "{err}");
+}
+
+#[test]
+fn executions_since_filters_and_orders_by_start() {
+    let store = Store::open_in_memory().unwrap();
+    for (key, started) in [("c", 300), ("a", 100), ("b", 200)] {
+        store.begin_execution(&execution(key, started)).unwrap();
+    }
+    let keys = |since| {
+        store
+            .executions_since(Ts(since))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.idempotency_key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(0), ["a", "b", "c"]);
+    assert_eq!(keys(200), ["b", "c"]);
+    assert!(keys(301).is_empty());
+    assert_eq!(store.executions_for("inc-1").unwrap().len(), 3);
+}
+
+#[test]
+fn corrupt_execution_status_is_an_error() {
+    let (_dir, path, store) = store_with(0);
+    store.begin_execution(&execution("k", 1)).unwrap();
+    tamper(&path, "UPDATE executions SET status = 'maybe'");
+    let err = store.execution("k").unwrap_err().to_string();
+    assert!(err.contains("maybe") && err.contains("\"k\""), "{err}");
+}
+
+#[test]
+fn kv_set_get_overwrite() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.kv_get("offset").unwrap(), None);
+    store.kv_set("offset", "10").unwrap();
+    store.kv_set("offset", "20").unwrap();
+    assert_eq!(store.kv_get("offset").unwrap().as_deref(), Some("20"));
+}
+
+#[test]
+fn huge_and_hostile_payloads_round_trip() {
+    let store = Store::open_in_memory().unwrap();
+    let ev = AuditEvent::IncidentClosed {
+        incident: "i\u{0}'\"\n".into(),
+        reason: "x".repeat(2_000_000),
+    };
+    let rec = store.append_audit(Ts(-5), &ev).unwrap();
+    assert_eq!(store.audit_records_for("i\u{0}'\"\n").unwrap(), vec![rec]);
+    assert!(store.verify_audit().unwrap().is_intact());
+    let big = "v".repeat(1_000_000);
+    store.kv_set("big", &big).unwrap();
+    assert_eq!(store.kv_get("big").unwrap(), Some(big));
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}
