@@ -83,6 +83,7 @@ impl Agent {
             executions,
             in_flight: self.in_flight.len() as u32,
             attempts_this_incident: inc.executions.len() as u32,
+            incident: id.to_string(),
             planned_services: self.planned_services(now),
         };
         let kill_file = self.cfg.guards.kill_switch_file.as_ref().is_some_and(|p| p.exists());
@@ -148,6 +149,7 @@ impl Agent {
             idempotency_key: key.clone(),
             incident: id.to_string(),
             attempt,
+            policy: inc.plan.as_ref().map(|p| p.policy.clone()).unwrap_or_default(),
             action: action.clone(),
             started: now,
             finished: None,
@@ -251,12 +253,20 @@ impl Agent {
             self.emit(id, Stage::RolledBack, detail);
             return Ok(());
         }
+        let window = inc.plan.as_ref().map_or(30.0, |p| p.verification_window_s);
+        let escalation = inc.plan.as_ref().and_then(|p| p.escalation.clone());
+        if status == ExecutionStatus::Succeeded {
+            inc.state = IncidentState::Verifying;
+            inc.verify_started = Some(now);
+        }
         match status {
             ExecutionStatus::Succeeded => {
-                self.audit(AuditEvent::ActionExecuted { incident: id.to_string(), idempotency_key: key.to_string(), action: action.clone(), detail: detail.clone() })?;
-                let window = inc.plan.as_ref().map_or(30.0, |p| p.verification_window_s);
-                inc.state = IncidentState::Verifying;
-                inc.verify_started = Some(now);
+                self.audit(AuditEvent::ActionExecuted {
+                    incident: id.to_string(),
+                    idempotency_key: key.to_string(),
+                    action: action.clone(),
+                    detail: detail.clone(),
+                })?;
                 self.audit(AuditEvent::VerificationStarted { incident: id.to_string(), window_s: window })?;
                 self.save(id)?;
                 self.emit(id, Stage::Acted, format!("{action}: {detail}"));
@@ -264,9 +274,13 @@ impl Agent {
                 Ok(())
             }
             _ => {
-                self.audit(AuditEvent::ActionFailed { incident: id.to_string(), idempotency_key: key.to_string(), action: action.clone(), error: detail.clone() })?;
+                self.audit(AuditEvent::ActionFailed {
+                    incident: id.to_string(),
+                    idempotency_key: key.to_string(),
+                    action: action.clone(),
+                    error: detail.clone(),
+                })?;
                 self.save(id)?;
-                let escalation = inc.plan.as_ref().and_then(|p| p.escalation.clone());
                 self.escalate(id, &format!("action {action} failed: {detail}"), escalation.as_deref()).await
             }
         }
@@ -348,6 +362,7 @@ impl Agent {
             idempotency_key: key,
             incident: id.to_string(),
             attempt,
+            policy: String::new(),
             action,
             started: now,
             finished: None,

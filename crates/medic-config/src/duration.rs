@@ -7,18 +7,20 @@ const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), 
 /// Parses a duration made of whole-number parts with units `h`, `m`, `s`, `ms`, largest first
 /// (`1h30m`, `2m5s`, `1s500ms`). A bare number is refused: its unit would be a guess.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let text = s.trim();
+    let trimmed = s.trim();
+    let excerpt = crate::node::excerpt(trimmed);
+    let text = excerpt.as_str();
     if text.is_empty() {
         return Err("empty duration: expected a number with a unit, e.g. `10s`".into());
     }
-    if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+    if trimmed.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(format!(
             "duration `{text}` has no unit: expected e.g. `{text}s` or `{text}ms` (units: h, m, s, ms)"
         ));
     }
     let mut total_ms: u64 = 0;
     let mut last_rank: Option<usize> = None;
-    let mut rest = text;
+    let mut rest = trimmed;
     while !rest.is_empty() {
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
         if digits == 0 {
@@ -37,7 +39,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         last_rank = Some(rank);
         let value: u64 = number.parse().map_err(|_| too_big(text))?;
-        let part = value.checked_mul(UNITS[rank].1).ok_or_else(|| too_big(text))?;
+        let part = value
+            .checked_mul(UNITS[rank].1)
+            .ok_or_else(|| too_big(text))?;
         total_ms = total_ms.checked_add(part).ok_or_else(|| too_big(text))?;
         rest = after;
     }
@@ -78,14 +82,24 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "s", "10x", "1.5s", "-1s", "10 s", "5m1h", "1s1s", "ms10", "1d"] {
+        for bad in [
+            "", "s", "10x", "1.5s", "-1s", "10 s", "5m1h", "1s1s", "ms10", "1d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
     #[test]
     fn rejects_overflow() {
-        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too large"));
-        assert!(parse_duration("18446744073709551615h").unwrap_err().contains("too large"));
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_duration("18446744073709551615h")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

@@ -52,7 +52,8 @@ pub(crate) fn expand(raw: &str, env: EnvLookup<'_>) -> Result<String, ExpandErro
             return Err(ExpandError {
                 char_offset: start,
                 message: format!(
-                    "invalid variable reference `${{{inner}}}`: expected `${{NAME}}` or `${{NAME:-default}}` with NAME made of letters, digits and `_`"
+                    "invalid variable reference `${{{}}}`: expected `${{NAME}}` or `${{NAME:-default}}` with NAME made of letters, digits and `_`",
+                    crate::node::excerpt(&inner)
                 ),
             });
         }
@@ -94,7 +95,10 @@ mod tests {
 
     #[test]
     fn expands_set_variables_and_defaults() {
-        assert_eq!(expand("${DIR}/logs/*.log", &env).unwrap(), "/srv/estate/logs/*.log");
+        assert_eq!(
+            expand("${DIR}/logs/*.log", &env).unwrap(),
+            "/srv/estate/logs/*.log"
+        );
         assert_eq!(expand("${NOPE:-x}-${DIR}", &env).unwrap(), "x-/srv/estate");
         assert_eq!(expand("${EMPTY:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
@@ -117,8 +121,23 @@ mod tests {
 
     #[test]
     fn malformed_references_are_errors() {
-        assert!(expand("${DIR", &env).unwrap_err().message.contains("unterminated"));
-        assert!(expand("${1X}", &env).unwrap_err().message.contains("invalid variable"));
-        assert!(expand("${}", &env).unwrap_err().message.contains("invalid variable"));
+        assert!(
+            expand("${DIR", &env)
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
+        assert!(
+            expand("${1X}", &env)
+                .unwrap_err()
+                .message
+                .contains("invalid variable")
+        );
+        assert!(
+            expand("${}", &env)
+                .unwrap_err()
+                .message
+                .contains("invalid variable")
+        );
     }
 }

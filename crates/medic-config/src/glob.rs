@@ -10,7 +10,9 @@ pub(crate) fn expand(pattern: &str) -> Result<Vec<PathBuf>, String> {
         _ => Path::new("."),
     };
     let Some(file_pattern) = path.file_name().and_then(|f| f.to_str()) else {
-        return Err(format!("`{pattern}` names no file: expected a file path or a glob such as `policies/*.yaml`"));
+        return Err(format!(
+            "`{pattern}` names no file: expected a file path or a glob such as `policies/*.yaml`"
+        ));
     };
     if dir.to_string_lossy().contains(['*', '?']) {
         return Err(format!(
@@ -21,20 +23,31 @@ pub(crate) fn expand(pattern: &str) -> Result<Vec<PathBuf>, String> {
         return if path.is_file() {
             Ok(vec![path.to_path_buf()])
         } else {
-            Err(format!("policy file `{pattern}` does not exist: expected a readable file"))
+            Err(format!(
+                "policy file `{pattern}` does not exist: expected a readable file"
+            ))
         };
     }
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        format!("cannot list directory `{}` for `{pattern}`: {e}", dir.display())
+        format!(
+            "cannot list directory `{}` for `{pattern}`: {e}",
+            dir.display()
+        )
     })?;
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .filter(|e| e.path().is_file())
-        .filter(|e| e.file_name().to_str().is_some_and(|n| matches(file_pattern, n)))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| matches(file_pattern, n))
+        })
         .map(|e| e.path())
         .collect();
     if found.is_empty() {
-        return Err(format!("`{pattern}` matches no file: expected at least one policy file"));
+        return Err(format!(
+            "`{pattern}` matches no file: expected at least one policy file"
+        ));
     }
     found.sort();
     Ok(found)
@@ -94,7 +107,10 @@ mod tests {
         }
         let pattern = dir.path().join("*.yaml");
         let found = expand(pattern.to_str().unwrap()).unwrap();
-        let names: Vec<_> = found.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
         assert_eq!(names, ["a.yaml", "b.yaml"]);
     }
 
@@ -102,10 +118,22 @@ mod tests {
     fn reports_no_match_missing_file_and_wild_directories() {
         let dir = tempfile::tempdir().unwrap();
         let none = dir.path().join("*.yaml");
-        assert!(expand(none.to_str().unwrap()).unwrap_err().contains("matches no file"));
+        assert!(
+            expand(none.to_str().unwrap())
+                .unwrap_err()
+                .contains("matches no file")
+        );
         let missing = dir.path().join("gone.yaml");
-        assert!(expand(missing.to_str().unwrap()).unwrap_err().contains("does not exist"));
+        assert!(
+            expand(missing.to_str().unwrap())
+                .unwrap_err()
+                .contains("does not exist")
+        );
         let wild = dir.path().join("*/p.yaml");
-        assert!(expand(wild.to_str().unwrap()).unwrap_err().contains("directory name"));
+        assert!(
+            expand(wild.to_str().unwrap())
+                .unwrap_err()
+                .contains("directory name")
+        );
     }
 }

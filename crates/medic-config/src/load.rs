@@ -33,14 +33,19 @@ pub fn load_str(
     env: EnvLookup<'_>,
 ) -> Result<Config, Vec<ConfigError>> {
     let mut errs = Errors::new(file_name);
-    let Some(root) = parse_root(text, env, &mut errs, "a mapping of config sections") else {
+    let expected = "a mapping of config sections (write `{}` to mean all defaults)";
+    let Some(root) = parse_root(text, env, &mut errs, expected) else {
         return Err(errs.list);
     };
     let mut cx = Ctx { errs, base_dir };
     let file = read_config(&root, &mut cx);
     let mut errors = cx.errs.list;
     let config = assemble(file, file_name, env, &mut errors);
-    if errors.is_empty() { Ok(config) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Reads one policy file (a mapping whose only key is `policies`).
@@ -97,7 +102,9 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
             _ => format!("cannot open file: {e}"),
         })
     })?;
-    let meta = handle.metadata().map_err(|e| fail(format!("cannot read file: {e}")))?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| fail(format!("cannot read file: {e}")))?;
     if meta.is_dir() {
         return Err(fail("is a directory: expected a YAML file".into()));
     }
@@ -128,9 +135,7 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 }
 
 fn too_large(len: u64) -> String {
-    format!(
-        "file is too large: {len} bytes, expected at most {MAX_FILE_BYTES} bytes (16 MiB)"
-    )
+    format!("file is too large: {len} bytes, expected at most {MAX_FILE_BYTES} bytes (16 MiB)")
 }
 
 /// Parses text into its root node; an empty document is an error (write `{}` for defaults).
@@ -143,10 +148,7 @@ fn parse_root(text: &str, env: EnvLookup<'_>, errs: &mut Errors, expected: &str)
     match parse(text, env, errs) {
         Ok(Some(root)) => Some(root),
         Ok(None) => {
-            errs.push(
-                FILE_START,
-                format!("file is empty: expected {expected} (write `{{}}` to mean all defaults)"),
-            );
+            errs.push(FILE_START, format!("file is empty: expected {expected}"));
             None
         }
         Err(()) => None,
@@ -216,7 +218,10 @@ fn assemble(
 
 fn check_unique_policy_names(policies: &[ReadPolicy], errors: &mut Vec<ConfigError>) {
     for (i, p) in policies.iter().enumerate() {
-        if let Some(first) = policies[..i].iter().find(|f| f.policy.name == p.policy.name) {
+        if let Some(first) = policies[..i]
+            .iter()
+            .find(|f| f.policy.name == p.policy.name)
+        {
             errors.push(ConfigError {
                 location: p.name_at.clone(),
                 message: format!(
@@ -234,8 +239,15 @@ fn check_escalation_targets(
     errors: &mut Vec<ConfigError>,
 ) {
     let names: Vec<&str> = escalation.targets.iter().map(|t| t.name.as_str()).collect();
-    for ReadPolicy { policy: p, escalation_at, .. } in policies {
-        let Some(target) = &p.escalation else { continue };
+    for ReadPolicy {
+        policy: p,
+        escalation_at,
+        ..
+    } in policies
+    {
+        let Some(target) = &p.escalation else {
+            continue;
+        };
         if names.contains(&target.as_str()) {
             continue;
         }

@@ -41,12 +41,7 @@ impl Node {
     pub fn describe(&self) -> String {
         match &self.value {
             Value::Scalar(s) if s.null => "nothing (null)".into(),
-            Value::Scalar(s) => {
-                const MAX: usize = 40;
-                let shown: String = s.text.chars().take(MAX).collect();
-                let more = if s.text.chars().count() > MAX { "…" } else { "" };
-                format!("`{shown}{more}`")
-            }
+            Value::Scalar(s) => format!("`{}`", excerpt(&s.text)),
             Value::Seq(_) => "a list".into(),
             Value::Map(_) => "a mapping".into(),
             Value::Invalid => "an invalid value".into(),
@@ -73,6 +68,15 @@ impl Node {
 
     pub fn key_str(&self) -> Option<&str> {
         self.scalar().map(|s| s.text.as_str())
+    }
+}
+
+/// At most 40 characters of `text`, so that a huge value does not make a huge message.
+pub(crate) fn excerpt(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -104,10 +108,8 @@ struct Builder<'t, 'e, 'x, 'f> {
 impl Builder<'_, '_, '_, '_> {
     fn next(&mut self) -> Result<(Event, Marker), ()> {
         self.parser.next_token().map_err(|e| {
-            self.errs.push(
-                pos(e.marker()),
-                format!("invalid YAML: {}", e.info()),
-            );
+            self.errs
+                .push(pos(e.marker()), format!("invalid YAML: {}", e.info()));
         })
     }
 
@@ -179,7 +181,12 @@ impl Builder<'_, '_, '_, '_> {
                     }
                     let key = self.node(event, mark, depth + 1, true)?;
                     let (event, mark) = self.next()?;
-                    let value = self.node(event, mark, depth + 1, false)?;
+                    let mut value = self.node(event, mark, depth + 1, false)?;
+                    // `key:` with nothing after it is marked at the next token, possibly lines
+                    // later; the key is where the missing value belongs.
+                    if matches!(&value.value, Value::Scalar(s) if s.null && s.text.is_empty()) {
+                        value.pos = key.pos;
+                    }
                     if let Some(name) = key.key_str()
                         && let Some((first, _)) =
                             entries.iter().find(|(k, _)| k.key_str() == Some(name))
@@ -195,10 +202,21 @@ impl Builder<'_, '_, '_, '_> {
                     }
                     entries.push((key, value));
                 }
+                // A block mapping's start event is marked after its first key; the key
+                // itself is where a person looks for the mapping.
+                if let Some(first) = entries.first().map(|(k, _)| k.pos)
+                    && (first.line, first.col) < (at.line, at.col)
+                {
+                    return Ok(Node {
+                        value: Value::Map(entries),
+                        pos: first,
+                    });
+                }
                 Value::Map(entries)
             }
             other => {
-                self.errs.push(at, format!("invalid YAML: unexpected {other:?}"));
+                self.errs
+                    .push(at, format!("invalid YAML: unexpected {other:?}"));
                 return Err(());
             }
         };
@@ -209,7 +227,11 @@ impl Builder<'_, '_, '_, '_> {
         let quoted = style != TScalarStyle::Plain;
         let null = !quoted && matches!(raw.as_str(), "" | "~" | "null" | "Null" | "NULL");
         if is_key || null {
-            return Value::Scalar(Scalar { text: raw, quoted, null });
+            return Value::Scalar(Scalar {
+                text: raw,
+                quoted,
+                null,
+            });
         }
         match expand(&raw, self.env) {
             Ok(text) => Value::Scalar(Scalar { text, quoted, null }),
@@ -217,7 +239,10 @@ impl Builder<'_, '_, '_, '_> {
                 // A one-line plain scalar maps characters to columns one to one, so point
                 // at the `${` itself; otherwise at the scalar.
                 let at = if style == TScalarStyle::Plain && !raw.contains('\n') {
-                    Pos { line: at.line, col: at.col + e.char_offset }
+                    Pos {
+                        line: at.line,
+                        col: at.col + e.char_offset,
+                    }
                 } else {
                     at
                 };
@@ -249,7 +274,9 @@ mod tests {
         let map = root.as_map().unwrap();
         assert_eq!(map[0].0.pos, Pos { line: 1, col: 1 });
         assert_eq!(map[0].1.pos, Pos { line: 1, col: 4 });
-        let Value::Seq(items) = &map[1].1.value else { panic!("not a seq") };
+        let Value::Seq(items) = &map[1].1.value else {
+            panic!("not a seq")
+        };
         assert_eq!(items[0].pos, Pos { line: 3, col: 5 });
         assert_eq!(items[1].pos, Pos { line: 4, col: 5 });
         assert!(items[1].scalar().unwrap().quoted);
@@ -270,7 +297,10 @@ mod tests {
         let mut errs = Errors::new("t.yaml");
         parse("a: 1\nb: 2\na: 3\n", &no_env, &mut errs).unwrap();
         assert_eq!(errs.list.len(), 1);
-        assert_eq!(errs.list[0].to_string(), "t.yaml:3:1: duplicate key `a` (first at line 1, column 1): expected each key once per mapping");
+        assert_eq!(
+            errs.list[0].to_string(),
+            "t.yaml:3:1: duplicate key `a` (first at line 1, column 1): expected each key once per mapping"
+        );
     }
 
     #[test]
@@ -278,7 +308,11 @@ mod tests {
         let mut errs = Errors::new("t.yaml");
         assert!(parse("a: [1, 2\nb: 3\n", &no_env, &mut errs).is_err());
         assert_eq!(errs.list.len(), 1);
-        assert!(errs.list[0].message.starts_with("invalid YAML: "), "{}", errs.list[0]);
+        assert!(
+            errs.list[0].message.starts_with("invalid YAML: "),
+            "{}",
+            errs.list[0]
+        );
         assert!(errs.list[0].location.line >= 1);
     }
 
@@ -312,7 +346,9 @@ mod tests {
         for text in [
             "[".repeat(10_000),
             "{a: ".repeat(10_000),
-            (0..10_000).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect::<String>(),
+            (0..10_000)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                .collect::<String>(),
             "- ".repeat(10_000) + "x",
         ] {
             let mut errs = Errors::new("t.yaml");
@@ -324,9 +360,14 @@ mod tests {
     #[test]
     fn unset_variable_points_at_its_dollar() {
         let mut errs = Errors::new("t.yaml");
-        let root = parse("path: x/${NOPE}/y\n", &no_env, &mut errs).unwrap().unwrap();
+        let root = parse("path: x/${NOPE}/y\n", &no_env, &mut errs)
+            .unwrap()
+            .unwrap();
         assert_eq!(errs.list.len(), 1);
-        assert_eq!((errs.list[0].location.line, errs.list[0].location.col), (1, 9));
+        assert_eq!(
+            (errs.list[0].location.line, errs.list[0].location.col),
+            (1, 9)
+        );
         assert_eq!(root.as_map().unwrap()[0].1.value, Value::Invalid);
     }
 

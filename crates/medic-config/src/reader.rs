@@ -57,7 +57,10 @@ impl<'n, 'c, 'a> MapReader<'n, 'c, 'a> {
             _ => {
                 cx.error(
                     node.pos,
-                    format!("invalid {what}: expected a mapping (`key: value` lines), found {}", node.describe()),
+                    format!(
+                        "invalid {what}: expected a mapping (`key: value` lines), found {}",
+                        node.describe()
+                    ),
                 );
                 (&[], false)
             }
@@ -93,8 +96,13 @@ impl<'n, 'c, 'a> MapReader<'n, 'c, 'a> {
 
     /// The raw node for `key` (null included), marking the key as known and used.
     pub fn take(&mut self, key: &'static str) -> Option<&'n Node> {
-        self.known.push(key);
-        let i = self.entries.iter().position(|(k, _)| k.key_str() == Some(key))?;
+        if !self.known.contains(&key) {
+            self.known.push(key);
+        }
+        let i = self
+            .entries
+            .iter()
+            .position(|(k, _)| k.key_str() == Some(key))?;
         self.used[i] = true;
         Some(&self.entries[i].1)
     }
@@ -122,7 +130,10 @@ impl<'n, 'c, 'a> MapReader<'n, 'c, 'a> {
                 }
                 None
             }
-            Some(Node { value: Value::Invalid, .. }) => None,
+            Some(Node {
+                value: Value::Invalid,
+                ..
+            }) => None,
             Some(n) => {
                 let label = self.label(key);
                 convert(n, &label, self.cx)
@@ -175,7 +186,12 @@ impl<'n, 'c, 'a> MapReader<'n, 'c, 'a> {
     }
 
     /// A duration; zero is refused unless `allow_zero` (a zero poll interval would spin).
-    pub fn duration_or(&mut self, key: &'static str, default: Duration, allow_zero: bool) -> Duration {
+    pub fn duration_or(
+        &mut self,
+        key: &'static str,
+        default: Duration,
+        allow_zero: bool,
+    ) -> Duration {
         self.field(key, false, |n, l, cx| to_duration(n, l, cx, allow_zero))
             .unwrap_or(default)
     }
@@ -207,7 +223,9 @@ impl<'n, 'c, 'a> MapReader<'n, 'c, 'a> {
             }
             let msg = match key.key_str() {
                 Some(name) => match did_you_mean(name, self.known.iter().copied()) {
-                    Some(s) => format!("unknown key `{name}` in {}: did you mean `{s}`?", self.what),
+                    Some(s) => {
+                        format!("unknown key `{name}` in {}: did you mean `{s}`?", self.what)
+                    }
                     None => format!(
                         "unknown key `{name}` in {}: expected one of {}",
                         self.what,
@@ -235,8 +253,12 @@ pub(crate) fn list_names<S: AsRef<str>>(names: &[S]) -> String {
 }
 
 /// The closest candidate within a small edit distance, for "did you mean" hints.
-pub(crate) fn did_you_mean<'s>(word: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
-    let limit = (word.chars().count() / 3).max(1);
+pub(crate) fn did_you_mean<'s>(
+    word: &str,
+    candidates: impl Iterator<Item = &'s str>,
+) -> Option<&'s str> {
+    // One edit per three characters: `tik` → `tick`, but `b` suggests nothing.
+    let limit = word.chars().count() / 3;
     candidates
         .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
@@ -261,7 +283,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn type_error(n: &Node, label: &str, cx: &mut Ctx, expected: &str) {
     cx.error(
         n.pos,
-        format!("invalid {label}: expected {expected}, found {}", n.describe()),
+        format!(
+            "invalid {label}: expected {expected}, found {}",
+            n.describe()
+        ),
     );
 }
 
@@ -349,7 +374,12 @@ pub(crate) fn to_f64(
     }
 }
 
-pub(crate) fn to_duration(n: &Node, label: &str, cx: &mut Ctx, allow_zero: bool) -> Option<Duration> {
+pub(crate) fn to_duration(
+    n: &Node,
+    label: &str,
+    cx: &mut Ctx,
+    allow_zero: bool,
+) -> Option<Duration> {
     let Some(s) = n.scalar() else {
         type_error(n, label, cx, "a duration such as `10s`");
         return None;
@@ -395,7 +425,10 @@ pub(crate) fn to_str_list(n: &Node, label: &str, cx: &mut Ctx) -> Option<Vec<Str
         };
         cx.error(
             n.pos,
-            format!("invalid {label}: expected a list of strings, found {}{hint}", n.describe()),
+            format!(
+                "invalid {label}: expected a list of strings, found {}{hint}",
+                n.describe()
+            ),
         );
         return None;
     };
@@ -432,10 +465,15 @@ mod tests {
     #[test]
     fn suggestions_are_close_matches_only() {
         let keys = ["interval", "timeout", "file_sd", "targets"];
-        assert_eq!(did_you_mean("intervall", keys.into_iter()), Some("interval"));
+        assert_eq!(
+            did_you_mean("intervall", keys.into_iter()),
+            Some("interval")
+        );
         assert_eq!(did_you_mean("Timeout", keys.into_iter()), Some("timeout"));
         assert_eq!(did_you_mean("colour", keys.into_iter()), None);
         assert_eq!(did_you_mean("x", keys.into_iter()), None);
+        assert_eq!(did_you_mean("b", ["a"].into_iter()), None);
+        assert_eq!(did_you_mean("tik", ["tick"].into_iter()), Some("tick"));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use common::*;
 use medic_config::{ConfigError, load, load_policy_file, validate_files};
 use std::path::{Path, PathBuf};
 
-const POLICY: &str = "policies:\n  - name: p\n    match: { cause: memory_leak }\n    action: restart_workload\n";
+const POLICY: &str =
+    "policies:\n  - name: p\n    match: { cause: memory_leak }\n    action: restart_workload\n";
 
 #[test]
 fn unknown_key_suggests_the_close_one() {
@@ -68,7 +69,7 @@ fn bad_enum_lists_allowed_values_and_suggests() {
         one_error("sources:\n  - name: logs\n    type: logfiles\n    paths: [a]\n"),
         "3:11: invalid `type` in source `logs`: expected one of `log_files`, `prometheus_scrape`, `procfs`, `process_events`, `change_calendar`, found `logfiles` (did you mean `log_files`?)"
     );
-    let e = one_error(&format!("{}    mode: automatic\n", POLICY.replace("policies:\n", "policies:\n")));
+    let e = one_error(&format!("{POLICY}    mode: automatic\n"));
     assert_eq!(
         e,
         "5:11: invalid `mode` in policy `p`: expected one of `shadow`, `recommend`, `approve`, `auto`, found `automatic`"
@@ -77,10 +78,17 @@ fn bad_enum_lists_allowed_values_and_suggests() {
 
 #[test]
 fn bad_cause_and_action_list_the_catalogue() {
-    let e = one_error("policies:\n  - name: p\n    match: { cause: [memory_leak, memory_leek] }\n    action: restart_workload\n");
+    let e = one_error(
+        "policies:\n  - name: p\n    match: { cause: [memory_leak, memory_leek] }\n    action: restart_workload\n",
+    );
     assert!(e.starts_with("3:35: invalid `cause` in `match` of policy `p`: expected one of `memory_leak`, `bad_deployment`"), "{e}");
-    assert!(e.ends_with("found `memory_leek` (did you mean `memory_leak`?)"), "{e}");
-    let e = one_error("policies:\n  - name: p\n    match: { cause: memory_leak }\n    action: reboot\n");
+    assert!(
+        e.ends_with("found `memory_leek` (did you mean `memory_leak`?)"),
+        "{e}"
+    );
+    let e = one_error(
+        "policies:\n  - name: p\n    match: { cause: memory_leak }\n    action: reboot\n",
+    );
     assert!(e.starts_with("4:13: invalid `action` in policy `p`: expected one of `restart_workload`, `scale_workload`, `rollback_release`, `revert_config`, `no_action`, found `reboot`"), "{e}");
 }
 
@@ -107,21 +115,43 @@ fn malformed_and_zero_durations() {
 #[test]
 fn out_of_range_numbers() {
     let e = one_error(&format!("{POLICY}    confidence_threshold: 1.5\n"));
-    assert_eq!(e, "5:27: invalid `confidence_threshold` in policy `p`: expected a number from 0 to 1, found `1.5`");
+    assert_eq!(
+        e,
+        "5:27: invalid `confidence_threshold` in policy `p`: expected a number from 0 to 1, found `1.5`"
+    );
     let e = one_error(&format!("{POLICY}    max_attempts: 0\n"));
-    assert_eq!(e, "5:19: invalid `max_attempts` in policy `p`: expected a whole number ≥ 1, found `0`");
-    let e = one_error("policies:\n  - name: p\n    match: { cause: load_surge }\n    action: scale_workload\n    scale: { min_replicas: 0 }\n");
-    assert_eq!(e, "5:28: invalid `min_replicas` in `scale` of policy `p`: expected a whole number ≥ 1, found `0`");
+    assert_eq!(
+        e,
+        "5:19: invalid `max_attempts` in policy `p`: expected a whole number ≥ 1, found `0`"
+    );
+    let e = one_error(
+        "policies:\n  - name: p\n    match: { cause: load_surge }\n    action: scale_workload\n    scale: { min_replicas: 0 }\n",
+    );
+    assert_eq!(
+        e,
+        "5:28: invalid `min_replicas` in `scale` of policy `p`: expected a whole number ≥ 1, found `0`"
+    );
     let e = one_error("detectors:\n  baseline: { alpha: .nan }\n");
-    assert_eq!(e, "2:22: invalid `alpha` in `detectors.baseline`: expected a number greater than 0 and less than 1, found `.nan`");
+    assert_eq!(
+        e,
+        "2:22: invalid `alpha` in `detectors.baseline`: expected a number greater than 0 and less than 1, found `.nan`"
+    );
     let e = one_error("detectors: { error_rate: { min_requests: -1 } }\n");
-    assert_eq!(e, "1:42: invalid `min_requests` in `detectors.error_rate`: expected a whole number ≥ 0, found `-1`");
+    assert_eq!(
+        e,
+        "1:42: invalid `min_requests` in `detectors.error_rate`: expected a whole number ≥ 0, found `-1`"
+    );
 }
 
 #[test]
 fn scale_bounds_must_be_ordered() {
-    let e = one_error("policies:\n  - name: p\n    match: { cause: load_surge }\n    action: scale_workload\n    scale: { min_replicas: 4, max_replicas: 2 }\n");
-    assert_eq!(e, "5:12: invalid `max_replicas` in `scale` of policy `p`: expected at least `min_replicas` (4), found 2");
+    let e = one_error(
+        "policies:\n  - name: p\n    match: { cause: load_surge }\n    action: scale_workload\n    scale: { min_replicas: 4, max_replicas: 2 }\n",
+    );
+    assert_eq!(
+        e,
+        "5:12: invalid `max_replicas` in `scale` of policy `p`: expected at least `min_replicas` (4), found 2"
+    );
 }
 
 #[test]
@@ -140,14 +170,16 @@ fn missing_required_fields() {
     );
     assert_eq!(
         one_error("actuators:\n  local:\n    supervisor_url:\n"),
-        "3:20: missing value for required key `supervisor_url` in `actuators.local`"
+        "3:5: missing value for required key `supervisor_url` in `actuators.local`"
     );
 }
 
 #[test]
 fn duplicate_source_names() {
     assert_eq!(
-        one_error("sources:\n  - { name: a, type: procfs, pid_files: x }\n  - { name: a, type: process_events, path: e }\n"),
+        one_error(
+            "sources:\n  - { name: a, type: procfs, pid_files: x }\n  - { name: a, type: process_events, path: e }\n"
+        ),
         "3:5: duplicate source name `a` (first at line 2, column 5): expected unique source names"
     );
 }
@@ -158,7 +190,11 @@ fn duplicate_policy_names_across_inline_and_files() {
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/a.yaml"), POLICY).unwrap();
     let main = dir.path().join("medic.yaml");
-    std::fs::write(&main, format!("policy_files: [\"policies/*.yaml\"]\n{POLICY}")).unwrap();
+    std::fs::write(
+        &main,
+        format!("policy_files: [\"policies/*.yaml\"]\n{POLICY}"),
+    )
+    .unwrap();
     let errs = load(&main, &test_env).unwrap_err();
     assert_eq!(errs.len(), 1, "{errs:#?}");
     let policy_file = dir.path().join("policies/a.yaml").display().to_string();
@@ -166,27 +202,34 @@ fn duplicate_policy_names_across_inline_and_files() {
     assert_eq!((errs[0].location.line, errs[0].location.col), (2, 11));
     assert_eq!(
         errs[0].message,
-        format!("duplicate policy name `p` (first at {}:3:11): expected policy names unique across all files", main.display())
+        format!(
+            "duplicate policy name `p` (first at {}:3:11): expected policy names unique across all files",
+            main.display()
+        )
     );
 }
 
 #[test]
 fn policy_escalating_to_unknown_target() {
-    let yaml = format!(
-        "escalation:\n  targets: [{{ name: oncall }}]\n{POLICY}    escalation: oncal\n"
-    );
+    let yaml =
+        format!("escalation:\n  targets: [{{ name: oncall }}]\n{POLICY}    escalation: oncal\n");
     assert_eq!(
         one_error(&yaml),
         "7:17: policy `p` escalates to unknown target `oncal`: expected one of `oncall`; did you mean `oncall`?"
     );
     let e = one_error("escalation:\n  default: pager\n  targets: [{ name: oncall }]\n");
-    assert_eq!(e, "2:12: unknown escalation target `pager` in `escalation.default`: expected one of the names under `escalation.targets`");
+    assert_eq!(
+        e,
+        "2:12: unknown escalation target `pager` in `escalation.default`: expected one of the names under `escalation.targets`"
+    );
 }
 
 #[test]
 fn topology_edge_to_undeclared_service() {
     assert_eq!(
-        one_error("topology:\n  services:\n    frontend: { depends_on: [catalgo] }\n    catalog: {}\n"),
+        one_error(
+            "topology:\n  services:\n    frontend: { depends_on: [catalgo] }\n    catalog: {}\n"
+        ),
         "3:30: service `frontend` depends on `catalgo`, which is not declared: expected a service listed under `topology.services`; did you mean `catalog`?"
     );
 }
@@ -217,7 +260,9 @@ fn variables_expand_with_defaults() {
 #[test]
 fn planned_events_may_not_be_met_with_a_restart() {
     assert_eq!(
-        one_error("policies:\n  - name: p\n    match: { cause: [load_surge, planned_event] }\n    action: restart_workload\n"),
+        one_error(
+            "policies:\n  - name: p\n    match: { cause: [load_surge, planned_event] }\n    action: restart_workload\n"
+        ),
         "2:5: policy `p` matches cause `planned_event` with disruptive action `restart_workload`: expected `scale_workload` or `no_action` for planned events"
     );
 }
@@ -248,8 +293,15 @@ policies:
     confidence_threshold: 2
 ";
     let errs = errors(yaml);
-    let positions: Vec<(usize, usize)> = errs.iter().map(|e| (e.location.line, e.location.col)).collect();
-    assert_eq!(positions, [(2, 9), (4, 48), (8, 23), (13, 27), (5, 19)], "{errs:#?}");
+    let positions: Vec<(usize, usize)> = errs
+        .iter()
+        .map(|e| (e.location.line, e.location.col))
+        .collect();
+    assert_eq!(
+        positions,
+        [(2, 9), (4, 48), (8, 23), (13, 27), (5, 20)],
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -259,7 +311,10 @@ fn empty_file_is_an_error() {
         "1:1: file is empty: expected a mapping of config sections (write `{}` to mean all defaults)"
     );
     assert_eq!(one_error("# nothing\n").split(':').next(), Some("1"));
-    assert_eq!(common::load("{}\n").unwrap(), medic_config::Config::default());
+    assert_eq!(
+        common::load("{}\n").unwrap(),
+        medic_config::Config::default()
+    );
 }
 
 #[test]
@@ -283,7 +338,10 @@ fn non_utf8_file_points_at_the_bad_byte() {
     let errs = validate_files(std::slice::from_ref(&p), &test_env);
     assert_eq!(errs.len(), 1);
     assert_eq!((errs[0].location.line, errs[0].location.col), (2, 10));
-    assert_eq!(errs[0].message, "file is not valid UTF-8: found byte 0xff at offset 16; expected UTF-8 text");
+    assert_eq!(
+        errs[0].message,
+        "file is not valid UTF-8: found byte 0xff at offset 16; expected UTF-8 text"
+    );
 }
 
 #[test]
@@ -296,7 +354,10 @@ fn huge_file_is_refused_unread() {
     assert_eq!(errs.len(), 1);
     assert_eq!(
         errs[0].to_string(),
-        format!("{}:1:1: file is too large: 16777217 bytes, expected at most 16777216 bytes (16 MiB)", p.display())
+        format!(
+            "{}:1:1: file is too large: 16777217 bytes, expected at most 16777216 bytes (16 MiB)",
+            p.display()
+        )
     );
     let text = " ".repeat(16 * 1024 * 1024 + 1);
     assert!(one_error(&text).contains("file is too large"));
@@ -308,14 +369,24 @@ fn missing_file_and_directory() {
     let gone = dir.path().join("gone.yaml");
     let errs = validate_files(&[gone.clone(), dir.path().to_path_buf()], &test_env);
     assert_eq!(errs.len(), 2);
-    assert_eq!(errs[0].to_string(), format!("{}:1:1: file not found: expected a readable YAML file", gone.display()));
+    assert_eq!(
+        errs[0].to_string(),
+        format!(
+            "{}:1:1: file not found: expected a readable YAML file",
+            gone.display()
+        )
+    );
     assert!(errs[1].message.contains("is a directory"));
 }
 
 #[test]
 fn policy_file_missing_or_glob_matching_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let main = write(dir.path(), "medic.yaml", b"policy_files:\n  - policies/*.yaml\n  - extra.yaml\n");
+    let main = write(
+        dir.path(),
+        "medic.yaml",
+        b"policy_files:\n  - policies/*.yaml\n  - extra.yaml\n",
+    );
     let errs = load(&main, &test_env).unwrap_err();
     let file = main.display().to_string();
     let pdir = dir.path().join("policies");
@@ -323,12 +394,27 @@ fn policy_file_missing_or_glob_matching_nothing() {
         errs,
         vec![
             ConfigError {
-                location: medic_config::Location { file: file.clone(), line: 2, col: 5 },
-                message: format!("invalid `policy_files` entry: cannot list directory `{}` for `{}/*.yaml`: No such file or directory (os error 2)", pdir.display(), pdir.display()),
+                location: medic_config::Location {
+                    file: file.clone(),
+                    line: 2,
+                    col: 5
+                },
+                message: format!(
+                    "invalid `policy_files` entry: cannot list directory `{}` for `{}/*.yaml`: No such file or directory (os error 2)",
+                    pdir.display(),
+                    pdir.display()
+                ),
             },
             ConfigError {
-                location: medic_config::Location { file, line: 3, col: 5 },
-                message: format!("invalid `policy_files` entry: policy file `{}` does not exist: expected a readable file", dir.path().join("extra.yaml").display()),
+                location: medic_config::Location {
+                    file,
+                    line: 3,
+                    col: 5
+                },
+                message: format!(
+                    "invalid `policy_files` entry: policy file `{}` does not exist: expected a readable file",
+                    dir.path().join("extra.yaml").display()
+                ),
             },
         ]
     );
@@ -336,7 +422,13 @@ fn policy_file_missing_or_glob_matching_nothing() {
     write(dir.path(), "extra.yaml", POLICY.as_bytes());
     let errs = load(&main, &test_env).unwrap_err();
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].message.ends_with("matches no file: expected at least one policy file"), "{}", errs[0]);
+    assert!(
+        errs[0]
+            .message
+            .ends_with("matches no file: expected at least one policy file"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -357,7 +449,9 @@ store: { sqlite: data/medic.db }
         other => panic!("{other:?}"),
     }
     match &c.sources[1].kind {
-        PrometheusScrape { file_sd, .. } => assert_eq!(file_sd.as_deref(), Some(Path::new("/base/targets.json"))),
+        PrometheusScrape { file_sd, .. } => {
+            assert_eq!(file_sd.as_deref(), Some(Path::new("/base/targets.json")))
+        }
         other => panic!("{other:?}"),
     }
     match &c.sources[2].kind {
@@ -368,7 +462,10 @@ store: { sqlite: data/medic.db }
         ProcessEvents { path } => assert_eq!(path, Path::new("/base/events.jsonl")),
         other => panic!("{other:?}"),
     }
-    assert_eq!(c.guards.kill_switch_file.as_deref(), Some(Path::new("/base/stop")));
+    assert_eq!(
+        c.guards.kill_switch_file.as_deref(),
+        Some(Path::new("/base/stop"))
+    );
     assert_eq!(c.store.sqlite, Path::new("/base/data/medic.db"));
 }
 
@@ -376,9 +473,17 @@ store: { sqlite: data/medic.db }
 fn policy_files_resolve_relative_to_the_config_not_the_cwd() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
-    write(&dir.path().join("policies"), "b.yaml", POLICY.replace("name: p", "name: q").as_bytes());
+    write(
+        &dir.path().join("policies"),
+        "b.yaml",
+        POLICY.replace("name: p", "name: q").as_bytes(),
+    );
     write(&dir.path().join("policies"), "a.yaml", POLICY.as_bytes());
-    let main = write(dir.path(), "medic.yaml", b"policy_files: [\"policies/*.yaml\", policies/a.yaml]\n");
+    let main = write(
+        dir.path(),
+        "medic.yaml",
+        b"policy_files: [\"policies/*.yaml\", policies/a.yaml]\n",
+    );
     let c = load(&main, &test_env).unwrap();
     let names: Vec<_> = c.policies.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["p", "q"], "each file once, in name order");
@@ -390,26 +495,49 @@ fn validate_files_tells_policy_files_from_configs() {
     let dir = tempfile::tempdir().unwrap();
     let good_policy = write(dir.path(), "p.yaml", POLICY.as_bytes());
     let bad_policy = write(dir.path(), "q.yaml", b"policies:\n  - name: q\n    match: { cause: memory_leak }\n    action: restart_workload\n    escalation: nobody\n    mode: sometimes\n");
-    let config = write(dir.path(), "medic.yaml", b"server: { listen: \"localhost\" }\n");
+    let config = write(
+        dir.path(),
+        "medic.yaml",
+        b"server: { listen: \"localhost\" }\n",
+    );
     assert!(validate_files(std::slice::from_ref(&good_policy), &test_env).is_empty());
-    let errs = validate_files(&[good_policy, bad_policy.clone(), config.clone()], &test_env);
+    let errs = validate_files(
+        &[good_policy, bad_policy.clone(), config.clone()],
+        &test_env,
+    );
     // A standalone policy file cannot know the escalation targets: only the mode is wrong.
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert_eq!(errs[0].location.file, bad_policy.display().to_string());
     assert_eq!((errs[0].location.line, errs[0].location.col), (6, 11));
-    assert_eq!(errs[1].to_string(), format!("{}:1:19: invalid `listen` in `server`: expected `ip:port` such as `127.0.0.1:9400`, found `localhost`", config.display()));
+    assert_eq!(
+        errs[1].to_string(),
+        format!(
+            "{}:1:19: invalid `listen` in `server`: expected `ip:port` such as `127.0.0.1:9400`, found `localhost`",
+            config.display()
+        )
+    );
 }
 
 #[test]
 fn policy_file_with_other_keys_or_none() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "p.yaml", format!("{POLICY}polices: []\n").as_bytes());
+    let p = write(
+        dir.path(),
+        "p.yaml",
+        format!("{POLICY}polices: []\n").as_bytes(),
+    );
     let errs = load_policy_file(&p, &test_env).unwrap_err();
     assert_eq!(errs.len(), 1);
-    assert_eq!(errs[0].message, "unknown key `polices` in the top level of the policy file: did you mean `policies`?");
+    assert_eq!(
+        errs[0].message,
+        "unknown key `polices` in the top level of the policy file: did you mean `policies`?"
+    );
     let empty = write(dir.path(), "e.yaml", b"");
     let errs = load_policy_file(&empty, &test_env).unwrap_err();
-    assert_eq!(errs[0].message, "file is empty: expected a mapping with a `policies` list (write `{}` to mean all defaults)");
+    assert_eq!(
+        errs[0].message,
+        "file is empty: expected a mapping with a `policies` list"
+    );
     let p = load_policy_file(&write(dir.path(), "ok.yaml", POLICY.as_bytes()), &test_env).unwrap();
     assert_eq!(p.len(), 1);
 }
@@ -418,7 +546,7 @@ fn policy_file_with_other_keys_or_none() {
 fn wrong_keys_for_a_source_type() {
     assert_eq!(
         one_error("sources:\n  - { name: p, type: procfs, pid_files: x, paths: [y] }\n"),
-        "2:45: unknown key `paths` in source `p`: expected one of `name`, `type`, `pid_files`, `interval`"
+        "2:44: unknown key `paths` in source `p`: expected one of `name`, `type`, `pid_files`, `interval`"
     );
 }
 
@@ -428,20 +556,26 @@ fn bad_urls_are_refused_but_an_empty_webhook_means_print_only() {
         one_error("actuators: { local: { supervisor_url: \"127.0.0.1:7000\" } }\n"),
         "1:39: invalid `supervisor_url` in `actuators.local`: expected an `http://` or `https://` URL, found `127.0.0.1:7000`"
     );
-    let c = common::load("escalation:\n  targets: [{ name: o, webhook: \"${HOOK:-}\" }]\n").unwrap();
+    let c =
+        common::load("escalation:\n  targets: [{ name: o, webhook: \"${HOOK:-}\" }]\n").unwrap();
     assert_eq!(c.escalation.targets[0].webhook, None);
 }
 
 #[test]
 fn scale_on_a_non_scaling_action_is_an_error() {
     let e = one_error(&format!("{POLICY}    scale: {{ factor: 2 }}\n"));
-    assert_eq!(e, "5:12: `scale` in policy `p` is only used by action `scale_workload`, found action `restart_workload`: remove `scale` or change the action");
+    assert_eq!(
+        e,
+        "5:12: `scale` in policy `p` is only used by action `scale_workload`, found action `restart_workload`: remove `scale` or change the action"
+    );
 }
 
 #[test]
 fn prometheus_timeout_longer_than_interval() {
     assert_eq!(
-        one_error("sources:\n  - { name: m, type: prometheus_scrape, file_sd: t.json, interval: 1s, timeout: 2s }\n"),
+        one_error(
+            "sources:\n  - { name: m, type: prometheus_scrape, file_sd: t.json, interval: 1s, timeout: 2s }\n"
+        ),
         "2:5: invalid `timeout` in source `m`: expected at most the `interval` (1s), found 2s"
     );
 }
@@ -470,7 +604,10 @@ policies:
     assert_eq!(p.causes, [Cause::LoadSurge, Cause::PlannedEvent]);
     assert_eq!(p.services, ["front*"]);
     assert_eq!(p.action, ActionKind::ScaleWorkload);
-    assert_eq!((p.scale.factor, p.scale.min_replicas, p.scale.max_replicas), (1.5, 2, 9));
+    assert_eq!(
+        (p.scale.factor, p.scale.min_replicas, p.scale.max_replicas),
+        (1.5, 2, 9)
+    );
     assert_eq!(p.confidence_threshold, 0.8);
     assert_eq!(p.mode, Mode::Approve);
     assert_eq!(p.max_attempts, 3);

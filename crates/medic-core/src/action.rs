@@ -92,6 +92,9 @@ pub struct Execution {
     pub idempotency_key: String,
     pub incident: String,
     pub attempt: u32,
+    /// The policy that asked for it (empty for undo actions and records from before).
+    #[serde(default)]
+    pub policy: String,
     pub action: Action,
     pub started: Ts,
     #[serde(default)]

@@ -28,7 +28,8 @@ pub fn endpoints_path(estate_dir: &Path, service: &str) -> PathBuf {
 
 /// Reads and checks an endpoints file; the error says what was wrong.
 pub fn read_endpoints(path: &Path, service: &str) -> Result<Vec<String>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(format!(
             "{} is {} bytes, expected an endpoints list under {MAX_FILE_BYTES} bytes",
@@ -36,8 +37,8 @@ pub fn read_endpoints(path: &Path, service: &str) -> Result<Vec<String>, String>
             meta.len()
         ));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_endpoints(&text, service).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -103,7 +104,10 @@ impl Endpoints {
     /// is another replica) the next one, for the single retry on a refused connection.
     pub fn pick(&self) -> Result<Vec<String>, String> {
         let addrs = self.addresses()?;
-        Ok(round_robin(&addrs, self.next.fetch_add(1, Ordering::Relaxed)))
+        Ok(round_robin(
+            &addrs,
+            self.next.fetch_add(1, Ordering::Relaxed),
+        ))
     }
 }
 
@@ -135,7 +139,11 @@ mod tests {
 
     #[test]
     fn round_robin_cycles_and_offers_the_next_for_retry() {
-        let a: Vec<String> = vec!["127.0.0.1:1".into(), "127.0.0.1:2".into(), "127.0.0.1:3".into()];
+        let a: Vec<String> = vec![
+            "127.0.0.1:1".into(),
+            "127.0.0.1:2".into(),
+            "127.0.0.1:3".into(),
+        ];
         assert_eq!(round_robin(&a, 0), vec!["127.0.0.1:1", "127.0.0.1:2"]);
         assert_eq!(round_robin(&a, 2), vec!["127.0.0.1:3", "127.0.0.1:1"]);
         assert_eq!(round_robin(&a, 4), vec!["127.0.0.1:2", "127.0.0.1:3"]);
@@ -174,8 +182,11 @@ mod tests {
         let eps = Endpoints::new(dir.path(), "cache");
         assert!(eps.pick().is_err(), "missing file must be an error");
         // The error is cached too, for REFRESH: write and wait it out.
-        write_atomic(&path, br#"{"service":"cache","addresses":["127.0.0.1:1","127.0.0.1:2"]}"#)
-            .unwrap();
+        write_atomic(
+            &path,
+            br#"{"service":"cache","addresses":["127.0.0.1:1","127.0.0.1:2"]}"#,
+        )
+        .unwrap();
         std::thread::sleep(REFRESH + Duration::from_millis(20));
         let first = eps.pick().unwrap();
         let second = eps.pick().unwrap();

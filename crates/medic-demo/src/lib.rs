@@ -37,7 +37,11 @@ pub enum DemoError {
 }
 
 impl DemoError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         DemoError::Io {
             action,
             path: path.into(),

@@ -75,14 +75,21 @@ impl Shared {
         f64::from_bits(self.multiplier_bits.load(Ordering::Relaxed))
     }
     fn count(&self, route: &'static str, outcome: String) {
-        *lock(&self.outcomes).entry(route).or_default().entry(outcome).or_default() += 1;
+        *lock(&self.outcomes)
+            .entry(route)
+            .or_default()
+            .entry(outcome)
+            .or_default() += 1;
     }
     fn latency(&self, route: &'static str, ms: f64) {
         let now = Instant::now();
         let mut l = lock(&self.latencies);
         let q = l.entry(route).or_default();
         q.push_back((now, ms));
-        while q.front().is_some_and(|(t, _)| now.duration_since(*t) > LATENCY_WINDOW) {
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > LATENCY_WINDOW)
+        {
             q.pop_front();
         }
     }
@@ -150,8 +157,14 @@ impl LoadGen {
 
     /// Sets the home-page multiplier (1 = normal traffic).
     pub fn set_multiplier(&self, m: f64) {
-        let m = if m.is_finite() { m.clamp(0.0, 1000.0) } else { 1.0 };
-        self.shared.multiplier_bits.store(m.to_bits(), Ordering::Relaxed);
+        let m = if m.is_finite() {
+            m.clamp(0.0, 1000.0)
+        } else {
+            1.0
+        };
+        self.shared
+            .multiplier_bits
+            .store(m.to_bits(), Ordering::Relaxed);
     }
 
     pub fn multiplier(&self) -> f64 {
@@ -313,7 +326,9 @@ mod tests {
         assert_eq!(pick_route(&rates, 0.999_999), "/checkout");
         let mut p = Prng::new(1);
         let n = 30_000;
-        let home = (0..n).filter(|_| pick_route(&rates, p.next_f64()) == "/").count();
+        let home = (0..n)
+            .filter(|_| pick_route(&rates, p.next_f64()) == "/")
+            .count();
         assert!((home as f64 / n as f64 - 0.5).abs() < 0.02);
         assert_eq!(pick_route(&[], 0.3), "/");
     }
@@ -346,22 +361,30 @@ mod tests {
         let h = Arc::clone(&hits);
         let app = axum::Router::new()
             .route("/", get(|| async { "home" }))
-            .route("/product", get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }))
+            .route(
+                "/product",
+                get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }),
+            )
             .route("/checkout", axum::routing::post(|| async { "ok" }))
-            .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
-                let h = Arc::clone(&h);
-                async move {
-                    h.fetch_add(1, Ordering::Relaxed);
-                    next.run(req).await
-                }
-            }));
+            .layer(axum::middleware::from_fn(
+                move |req, next: axum::middleware::Next| {
+                    let h = Arc::clone(&h);
+                    async move {
+                        h.fetch_add(1, Ordering::Relaxed);
+                        next.run(req).await
+                    }
+                },
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         // One dead address and one live one: refused calls are retried on the live one.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("endpoints")).unwrap();
         std::fs::write(
             dir.path().join("endpoints/frontend.json"),

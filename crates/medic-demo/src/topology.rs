@@ -186,18 +186,39 @@ mod tests {
         let fe = &specs[0];
         assert_eq!(fe.argv[0], "/usr/bin/medic");
         assert_eq!(fe.argv[1], "demo-service");
-        for ph in ["{service}", "{instance}", "{port}", "{log}", "{config}", "{release}", "{instance_dir}", "{estate_dir}"] {
+        for ph in [
+            "{service}",
+            "{instance}",
+            "{port}",
+            "{log}",
+            "{config}",
+            "{release}",
+            "{instance_dir}",
+            "{estate_dir}",
+        ] {
             assert!(fe.argv.iter().any(|a| a == ph), "{ph} missing");
         }
         assert!(fe.argv.windows(2).any(|w| w[0] == "--seed" && w[1] == "42"));
-        assert!(fe.argv.windows(2).any(|w| w[0] == "--dep" && w[1] == "catalog"));
-        assert!(fe.argv.windows(2).any(|w| w[0] == "--dep" && w[1] == "checkout"));
+        assert!(
+            fe.argv
+                .windows(2)
+                .any(|w| w[0] == "--dep" && w[1] == "catalog")
+        );
+        assert!(
+            fe.argv
+                .windows(2)
+                .any(|w| w[0] == "--dep" && w[1] == "checkout")
+        );
         let cache = specs.iter().find(|s| s.name == "cache").unwrap();
         assert_eq!(cache.restart, RestartPolicy::Never);
         let payment = specs.iter().find(|s| s.name == "payment").unwrap();
         let v2 = payment.releases.iter().find(|r| r.name == "v2").unwrap();
         assert_eq!(v2.extra_args, vec!["--fail-ratio", "0.3"]);
-        assert!(specs.iter().all(|s| s.memory_limit_bytes == Some(MEMORY_LIMIT_BYTES)));
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.memory_limit_bytes == Some(MEMORY_LIMIT_BYTES))
+        );
     }
 
     #[test]

@@ -134,7 +134,10 @@ mod tests {
             }
             b.learn(6.0);
             let m = b.mean().unwrap_or(f64::NAN);
-            assert!(m.is_finite() && m > 5.0 && m < 5.5, "alpha {alpha}: mean {m}");
+            assert!(
+                m.is_finite() && m > 5.0 && m < 5.5,
+                "alpha {alpha}: mean {m}"
+            );
         }
     }
 }

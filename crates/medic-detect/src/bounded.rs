@@ -74,10 +74,6 @@ impl<V> BoundedMap<V> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
-
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
-    }
 }
 
 #[cfg(test)]

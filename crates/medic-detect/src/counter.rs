@@ -120,13 +120,13 @@ impl<T> SlotRing<T> {
         }
     }
 
-    /// Slots that overlap the window ending at `now`.
+    /// Slots that start inside the window `(now - window, now]` (exact to within one slot).
     pub fn in_window(&self, now: Ts) -> impl Iterator<Item = &T> {
         let start = now.0.saturating_sub(self.window_ms);
         let slot_ms = self.slot_ms;
         self.slots
             .iter()
-            .filter(move |(i, _)| i.saturating_add(1).saturating_mul(slot_ms) > start)
+            .filter(move |(i, _)| i.saturating_mul(slot_ms) > start)
             .map(|(_, v)| v)
     }
 
@@ -136,7 +136,7 @@ impl<T> SlotRing<T> {
         while self
             .slots
             .front()
-            .is_some_and(|(i, _)| i.saturating_add(1).saturating_mul(self.slot_ms) <= start)
+            .is_some_and(|(i, _)| i.saturating_mul(self.slot_ms) <= start)
         {
             self.slots.pop_front();
         }
@@ -199,13 +199,21 @@ impl RequestWindow {
     }
 
     /// Add one scrape of one instance.
-    pub fn observe(&mut self, instance: &str, ts: Ts, samples: &[MetricSample], m: &RequestMatcher) {
+    pub fn observe(
+        &mut self,
+        instance: &str,
+        ts: Ts,
+        samples: &[MetricSample],
+        m: &RequestMatcher,
+    ) {
         let inst = self.instances.touch(instance, CounterInstance::default);
         let (mut total, mut errors) = (0.0, 0.0);
         for s in samples.iter().filter(|s| s.name == m.metric) {
             if let Some(inc) = inst.increase(s) {
                 total += inc;
-                if s.label(m.code_label).is_some_and(|c| c.starts_with(m.error_prefix)) {
+                if s.label(m.code_label)
+                    .is_some_and(|c| c.starts_with(m.error_prefix))
+                {
                     errors += inc;
                 }
             }
@@ -213,10 +221,14 @@ impl RequestWindow {
         let primed = inst.is_primed();
         inst.mark_primed(ts);
         if primed {
-            self.slots.add(ts, || (0.0, 0.0), |v| {
-                v.0 += total;
-                v.1 += errors;
-            });
+            self.slots.add(
+                ts,
+                || (0.0, 0.0),
+                |v| {
+                    v.0 += total;
+                    v.1 += errors;
+                },
+            );
         }
     }
 
@@ -244,7 +256,12 @@ impl RequestWindow {
     }
 
     pub fn footprint(&self) -> usize {
-        self.slots.len() + self.instances.values().map(|i| 1 + i.series()).sum::<usize>()
+        self.slots.len()
+            + self
+                .instances
+                .values()
+                .map(|i| 1 + i.series())
+                .sum::<usize>()
     }
 }
 

@@ -19,7 +19,9 @@ pub use baseline::Baseline;
 pub use correlator::{Assignment, Correlator, IncidentView};
 
 use medic_config::DetectorsConfig;
-use medic_core::{Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts};
+use medic_core::{
+    Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts,
+};
 use std::collections::BTreeSet;
 
 /// Most services remembered for [`Detectors::services`]; garbage input must not grow it forever.
@@ -85,9 +87,7 @@ impl Detectors {
 
     /// Current value and baseline of the metric behind a symptom (for evidence and timelines).
     pub fn describe(&self, symptom: &Symptom, now: Ts) -> Option<Evidence> {
-        self.detectors
-            .iter()
-            .find_map(|d| d.describe(symptom, now))
+        self.detectors.iter().find_map(|d| d.describe(symptom, now))
     }
 
     /// Services this detector set has seen, for diagnosis context.
@@ -126,9 +126,21 @@ impl Detectors {
 /// A finding id: stable for the same detector, service and time. The kind and instance are
 /// added so that two findings of one detector at the same instant (a process exit and the
 /// crash loop it completes) do not share an id.
-pub(crate) fn finding_id(detector: &str, service: &str, ts: Ts, kind: FindingKind, instance: Option<&str>) -> String {
+pub(crate) fn finding_id(
+    detector: &str,
+    service: &str,
+    ts: Ts,
+    kind: FindingKind,
+    instance: Option<&str>,
+) -> String {
     let ts = ts.0.to_string();
-    medic_core::stable_id(&[detector, service, &ts, kind.as_str(), instance.unwrap_or("")])
+    medic_core::stable_id(&[
+        detector,
+        service,
+        &ts,
+        kind.as_str(),
+        instance.unwrap_or(""),
+    ])
 }
 
 /// Score in [0.5, 1] for a value above its threshold: 0.5 just above, towards 1 far above.
@@ -138,6 +150,12 @@ pub(crate) fn score_above(value: f64, threshold: f64) -> f64 {
     }
     let excess = (1.0 - threshold.max(0.0) / value).clamp(0.0, 1.0);
     (0.5 + 0.5 * excess).clamp(0.0, 1.0)
+}
+
+/// Seconds from `earlier` to `later`; saturates instead of overflowing on absurd timestamps
+/// (`Ts::secs_since` subtracts unchecked).
+pub(crate) fn secs_between(later: Ts, earlier: Ts) -> f64 {
+    later.0.saturating_sub(earlier.0) as f64 / 1000.0
 }
 
 /// Human form of a byte count.

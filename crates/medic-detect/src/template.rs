@@ -129,7 +129,10 @@ fn is_duration(w: &str) -> bool {
     };
     unit_at > 0
         && is_number(&w[..unit_at])
-        && matches!(&w[unit_at..], "ns" | "us" | "µs" | "ms" | "s" | "m" | "h" | "sec" | "secs" | "min")
+        && matches!(
+            &w[unit_at..],
+            "ns" | "us" | "µs" | "ms" | "s" | "m" | "h" | "sec" | "secs" | "min"
+        )
 }
 
 fn is_hex_id(w: &str) -> bool {
@@ -152,10 +155,15 @@ mod tests {
             "timeout after <dur> talking to <ip>"
         );
         assert_eq!(
-            template_of("user 42 not found: \"bob\" request 7f3a9c2e11 id 123e4567-e89b-12d3-a456-426614174000"),
+            template_of(
+                "user 42 not found: \"bob\" request 7f3a9c2e11 id 123e4567-e89b-12d3-a456-426614174000"
+            ),
             "user <num> not found: <str> request <hex> id <uuid>"
         );
-        assert_eq!(template_of("worker-12 at 0xdeadBEEF took 1.5s."), "worker-<num> at <hex> took <dur>.");
+        assert_eq!(
+            template_of("worker-12 at 0xdeadBEEF took 1.5s."),
+            "worker-<num> at <hex> took <dur>."
+        );
     }
 
     #[test]
@@ -174,7 +182,10 @@ mod tests {
     fn words_and_apostrophes_survive() {
         assert_eq!(template_of("can't connect to db"), "can't connect to db");
         assert_eq!(template_of("  spaced\t\tout  "), "spaced out");
-        assert_eq!(template_of("unterminated \"quote here"), "unterminated \"quote here");
+        assert_eq!(
+            template_of("unterminated \"quote here"),
+            "unterminated \"quote here"
+        );
     }
 
     #[test]

@@ -29,3 +29,25 @@ pub fn decide(
         Mode::Auto => Decision::Execute,
     }
 }
+
+/// Every guard's verdict on the plan, in the order [`decide`] checks them (`confidence` last,
+/// though it only downgrades): for people asking "why not?" and for the dashboard.
+pub fn explain(
+    plan: &Plan,
+    history: &History,
+    config: &GuardsConfig,
+    kill_switch_file_present: bool,
+    now: Ts,
+) -> Vec<(&'static str, Verdict)> {
+    let mut verdicts = vec![(
+        "kill_switch",
+        guards::kill_switch(config, kill_switch_file_present),
+    )];
+    verdicts.extend(
+        guards::ACTION_GUARDS
+            .iter()
+            .map(|(name, guard)| (*name, guard(plan, history, config, now))),
+    );
+    verdicts.push(("confidence", guards::confidence(plan)));
+    verdicts
+}

@@ -10,12 +10,16 @@ use std::collections::BTreeSet;
 /// What medic has done recently, as the guards need it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
-    /// Executions of at least the last hour (older ones are ignored), any incident.
+    /// Executions of any incident, covering at least the last hour and the longest policy
+    /// cooldown (older ones are harmless; the hourly guards ignore them).
     pub executions: Vec<Execution>,
     /// Actions executing right now.
     pub in_flight: u32,
     /// Attempts already made for the incident this plan is for.
     pub attempts_this_incident: u32,
+    /// The incident this plan is for: its own earlier attempts are governed by
+    /// `max_attempts`, not by the cooldown.
+    pub incident: String,
     /// Services with a planned event in progress.
     pub planned_services: BTreeSet<String>,
 }
@@ -129,17 +133,26 @@ pub fn max_attempts(plan: &Plan, history: &History, _config: &GuardsConfig, _now
 
 // ── cooldown: time between two actions of a policy on one target ─────────────────────────
 
-/// Executions do not record their policy, and each policy has one action kind, so the
-/// last action of the same kind on the same target stands in for it. That is at least as
-/// strict as per (policy, target): a policy's own actions are among those.
+/// Per (policy, target), across incidents: a retry within one incident is `max_attempts`'
+/// business. Executions recorded without a policy name fall back to matching the action
+/// kind, which is at least as strict (each policy has one action kind).
 pub fn cooldown(plan: &Plan, history: &History, _config: &GuardsConfig, now: Ts) -> Verdict {
     if changes_nothing(plan) {
         return Verdict::Allow;
     }
+    let same_policy = |e: &&Execution| {
+        if e.policy.is_empty() {
+            e.action.kind == plan.action.kind
+        } else {
+            e.policy == plan.policy
+        }
+    };
     let last = history
         .executions
         .iter()
-        .filter(|e| e.action.kind == plan.action.kind && e.action.target == plan.action.target)
+        .filter(|e| e.incident != history.incident || history.incident.is_empty())
+        .filter(|e| e.action.target == plan.action.target)
+        .filter(same_policy)
         .map(|e| e.started)
         .max();
     let Some(last) = last else {

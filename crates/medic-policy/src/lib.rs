@@ -8,7 +8,7 @@ mod glob;
 pub mod guards;
 mod plan;
 
-pub use decide::decide;
+pub use decide::{decide, explain};
 pub use glob::glob_matches;
 pub use guards::{History, Verdict};
 pub use plan::{NoPlan, plan};

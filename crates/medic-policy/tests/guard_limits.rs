@@ -95,6 +95,7 @@ proptest! {
                     idempotency_key: format!("k{}", executed.len()),
                     incident: "i".into(),
                     attempt: 1,
+                    policy: plan.policy.clone(),
                     action: plan.action.clone(),
                     started: Ts(now),
                     finished: None,

@@ -154,7 +154,10 @@ mod tests {
             f("/x/checkout-1.log"),
             (Some("checkout-1".into()), Some("checkout".into()))
         );
-        assert_eq!(f("/x/cache.log"), (Some("cache".into()), Some("cache".into())));
+        assert_eq!(
+            f("/x/cache.log"),
+            (Some("cache".into()), Some("cache".into()))
+        );
         assert_eq!(
             f("/x/my-app-v2.log"),
             (Some("my-app-v2".into()), Some("my-app-v2".into()))

@@ -242,7 +242,8 @@ fn parse_plain(raw: &str) -> (LogLine, Option<Ts>) {
     (line, ts)
 }
 
-/// Whether a line continues the previous record (stack frames, tracebacks).
+/// Whether a line continues the previous record (stack frames, tracebacks, the exception
+/// line that heads or ends them).
 pub fn is_continuation(line: &str) -> bool {
     line.starts_with([' ', '\t'])
         || line.starts_with("at ")
@@ -250,6 +251,34 @@ pub fn is_continuation(line: &str) -> bool {
         || line.starts_with("Traceback")
         || line.starts_with("...")
         || line.starts_with("File \"")
+        || is_exception_header(line)
+}
+
+/// `java.lang.IllegalStateException: boom`, `payment.gateway.GatewayError: x`,
+/// `UpstreamUnavailable: x`: a type name followed by `:`. Java prints it before its frames
+/// and Python after its traceback, neither indented. Required: a qualified name (`.`/`::`)
+/// with a capitalised last part, or a CamelCase name with two or more capitals, so that
+/// ordinary words with a colon (`Starting: x`) still start records.
+fn is_exception_header(line: &str) -> bool {
+    let Some(first) = line.split_whitespace().next() else {
+        return false;
+    };
+    let Some(name) = first.strip_suffix(':') else {
+        return false;
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$' | ':'))
+    {
+        return false;
+    }
+    let last = name.rsplit(['.', ':']).next().unwrap_or("");
+    let capitalised = last.starts_with(|c: char| c.is_ascii_uppercase())
+        && last.chars().any(|c| c.is_ascii_lowercase());
+    let qualified = name.contains('.') || name.contains("::");
+    let capitals = last.chars().filter(|c| c.is_ascii_uppercase()).count();
+    capitalised && (qualified || capitals >= 2)
 }
 
 fn opens_private_key(line: &str) -> bool {
@@ -369,7 +398,8 @@ mod tests {
 
     #[test]
     fn json_variants() {
-        let (l, ts) = parse_log_record(r#"{"severity":"warning","message":"slow","time":1714557600}"#);
+        let (l, ts) =
+            parse_log_record(r#"{"severity":"warning","message":"slow","time":1714557600}"#);
         assert_eq!(l.level, Level::Warn);
         assert_eq!(l.message, "slow");
         assert_eq!(ts, Some(Ts(1_714_557_600_000)));
@@ -395,7 +425,10 @@ mod tests {
     #[test]
     fn plain_text_formats() {
         let (l, ts) = parse_log_record("2024-05-01T10:00:00Z ERROR payment failed: timeout");
-        assert_eq!((l.level, l.message.as_str()), (Level::Error, "payment failed: timeout"));
+        assert_eq!(
+            (l.level, l.message.as_str()),
+            (Level::Error, "payment failed: timeout")
+        );
         assert_eq!(ts, Some(Ts(1_714_557_600_000)));
 
         let (l, ts) = parse_log_record("2024-05-01 10:00:00,125 [main] WARN com.app.Db - pool low");
@@ -412,7 +445,10 @@ mod tests {
         assert_eq!(ts, Some(Ts(1_714_557_600_000)));
 
         let (l, ts) = parse_log_record("INFO started on port 80");
-        assert_eq!((l.level, l.message.as_str()), (Level::Info, "started on port 80"));
+        assert_eq!(
+            (l.level, l.message.as_str()),
+            (Level::Info, "started on port 80")
+        );
         assert_eq!(ts, None);
 
         let (l, _) = parse_log_record("[E] boom");
@@ -441,9 +477,18 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(parse_timestamp("2024-05-01T10:00:00.250Z"), Some(Ts(1_714_557_600_250)));
-        assert_eq!(parse_timestamp("2024-05-01 10:00:00,250"), Some(Ts(1_714_557_600_250)));
-        assert_eq!(parse_timestamp("2024-05-01T10:00:00+0000"), Some(Ts(1_714_557_600_000)));
+        assert_eq!(
+            parse_timestamp("2024-05-01T10:00:00.250Z"),
+            Some(Ts(1_714_557_600_250))
+        );
+        assert_eq!(
+            parse_timestamp("2024-05-01 10:00:00,250"),
+            Some(Ts(1_714_557_600_250))
+        );
+        assert_eq!(
+            parse_timestamp("2024-05-01T10:00:00+0000"),
+            Some(Ts(1_714_557_600_000))
+        );
         assert_eq!(parse_timestamp("2024-05-01"), None);
         assert_eq!(parse_timestamp("not a timestamp at all, no"), None);
     }
@@ -480,20 +525,63 @@ mod tests {
             .iter()
             .map(|(l, _)| (l.message.as_str(), l.continuation.len()))
             .collect();
+        assert_eq!(summary, vec![("request failed", 5), ("next", 3)]);
+        assert_eq!(recs[0].0.level, Level::Error);
+        assert_eq!(recs[1].0.continuation[2], "ValueError: x");
         assert_eq!(
-            summary,
-            vec![
-                ("request failed", 0),
-                ("java.lang.IllegalStateException: boom", 4),
-                ("next", 2),
-                ("ValueError: x", 0),
-            ]
-        );
-        assert_eq!(
-            recs[1].0.continuation[2],
+            recs[0].0.continuation[3],
             "Caused by: java.io.IOException: password=[REDACTED:secret]"
         );
         assert!(!j.has_pending());
+    }
+
+    #[test]
+    fn demo_estate_plain_record_with_java_trace() {
+        let mut j = RecordJoiner::new();
+        let recs = push_all(
+            &mut j,
+            &[
+                "2026-11-21T05:30:00.123Z ERROR [catalog-0] GET /product 503 12ms trace=abc error=\"boom\"",
+                "com.shop.catalog.UpstreamUnavailable: connection refused",
+                "    at com.shop.catalog.ProductRepository.find(ProductRepository.java:88)",
+                "Caused by: java.io.IOException: connection refused",
+                "    ... 4 more",
+                "2026-11-21T05:30:01.000Z INFO [catalog-0] GET /product 200 3ms trace=abd",
+            ],
+        );
+        assert_eq!(recs.len(), 2);
+        let (first, ts) = &recs[0];
+        assert_eq!(first.level, Level::Error);
+        assert_eq!(
+            first.message,
+            "[catalog-0] GET /product 503 12ms trace=abc error=\"boom\""
+        );
+        assert_eq!(first.continuation.len(), 4);
+        assert_eq!(*ts, Ts::parse_rfc3339("2026-11-21T05:30:00.123Z"));
+        assert_eq!(recs[1].0.level, Level::Info);
+    }
+
+    #[test]
+    fn exception_headers() {
+        for yes in [
+            "java.lang.IllegalStateException: boom",
+            "payment.gateway.GatewayError: declined",
+            "UpstreamUnavailable: connection refused",
+            "std::io::Error: x",
+        ] {
+            assert!(is_continuation(yes), "{yes}");
+        }
+        for no in [
+            "Starting: server",
+            "ERROR: boom",
+            "INFO started",
+            "2024-05-01T10:00:00Z ERROR x",
+            "http://x: y",
+            "a.b.c: lower",
+            "",
+        ] {
+            assert!(!is_continuation(no), "{no}");
+        }
     }
 
     #[test]

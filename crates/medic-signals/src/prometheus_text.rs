@@ -67,7 +67,10 @@ fn parse_value(tok: &str) -> Result<f64, String> {
                 .bytes()
                 .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
             {
-                return Err(format!("expected a number, NaN or ±Inf, got `{}`", excerpt(tok)));
+                return Err(format!(
+                    "expected a number, NaN or ±Inf, got `{}`",
+                    excerpt(tok)
+                ));
             }
             tok.parse::<f64>()
                 .map_err(|_| format!("expected a number, NaN or ±Inf, got `{}`", excerpt(tok)))
@@ -116,11 +119,17 @@ fn parse_sample_line(line: &str) -> Result<MetricSample, String> {
         let ts = &line[t_start..i];
         // Timestamps are not used (the scrape time is), but must be numbers.
         if ts.parse::<i64>().is_err() && ts.parse::<f64>().map_or(true, |t| !t.is_finite()) {
-            return Err(format!("expected a timestamp after the value, got `{}`", excerpt(ts)));
+            return Err(format!(
+                "expected a timestamp after the value, got `{}`",
+                excerpt(ts)
+            ));
         }
         i = skip_ws(b, i);
         if i < b.len() && b[i] != b'#' {
-            return Err(format!("unexpected text after the timestamp: `{}`", excerpt(&line[i..])));
+            return Err(format!(
+                "unexpected text after the timestamp: `{}`",
+                excerpt(&line[i..])
+            ));
         }
     }
     // Anything from `#` on is an exemplar: ignored.
@@ -132,7 +141,11 @@ fn parse_sample_line(line: &str) -> Result<MetricSample, String> {
 }
 
 /// Parses `name="value", ...}` from `i` (just after `{`); returns the index after `}`.
-fn parse_labels(line: &str, mut i: usize, labels: &mut BTreeMap<String, String>) -> Result<usize, String> {
+fn parse_labels(
+    line: &str,
+    mut i: usize,
+    labels: &mut BTreeMap<String, String>,
+) -> Result<usize, String> {
     let b = line.as_bytes();
     loop {
         i = skip_ws(b, i);
@@ -144,7 +157,10 @@ fn parse_labels(line: &str, mut i: usize, labels: &mut BTreeMap<String, String>)
         }
         let n_start = i;
         if !(b[i].is_ascii_alphabetic() || b[i] == b'_') {
-            return Err(format!("expected a label name, got `{}`", excerpt(&line[i..])));
+            return Err(format!(
+                "expected a label name, got `{}`",
+                excerpt(&line[i..])
+            ));
         }
         while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
             i += 1;
@@ -260,7 +276,10 @@ app_info{service="payment",release="v2",config_version="c1",} 1
             s.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
             vec!["good", "also_good"]
         );
-        assert_eq!(e.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6, 7, 8, 9, 11]);
+        assert_eq!(
+            e.iter().map(|e| e.line).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5, 6, 7, 8, 9, 11]
+        );
         assert!(e[1].to_string().contains("no_value"));
     }
 

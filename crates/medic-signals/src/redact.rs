@@ -103,7 +103,10 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 fn bare_value_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len()
         && !b[i].is_ascii_whitespace()
-        && !matches!(b[i], b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']' | b'<' | b'>')
+        && !matches!(
+            b[i],
+            b',' | b';' | b'&' | b'"' | b'\'' | b')' | b'}' | b']' | b'<' | b'>'
+        )
     {
         i += 1;
     }
@@ -136,7 +139,11 @@ fn find_key_values(s: &str, spans: &mut Vec<Span>) {
             continue;
         }
         let mut j = i;
-        if j < b.len() && (b[j] == b'"' || b[j] == b'\'') && key_start > 0 && b[key_start - 1] == b[j] {
+        if j < b.len()
+            && (b[j] == b'"' || b[j] == b'\'')
+            && key_start > 0
+            && b[key_start - 1] == b[j]
+        {
             j += 1;
         }
         j = skip_spaces(b, j);
@@ -154,7 +161,10 @@ fn find_key_values(s: &str, spans: &mut Vec<Span>) {
         };
         // `Authorization: Bearer abc`: the scheme is harmless, the next word is not.
         let first_word = &s[start..bare_value_end(b, start).min(end.max(start))];
-        if AUTH_SCHEMES.iter().any(|w| first_word.eq_ignore_ascii_case(w)) {
+        if AUTH_SCHEMES
+            .iter()
+            .any(|w| first_word.eq_ignore_ascii_case(w))
+        {
             let after = skip_spaces(b, start + first_word.len());
             if after > start + first_word.len() && after < b.len() {
                 end = end.max(bare_value_end(b, after));
@@ -183,8 +193,7 @@ fn find_bearer_tokens(s: &str, spans: &mut Vec<Span>) {
         {
             let start = skip_spaces(b, i + needle.len());
             let mut end = start;
-            while end < b.len()
-                && (b[end].is_ascii_alphanumeric() || b"._~+/=-".contains(&b[end]))
+            while end < b.len() && (b[end].is_ascii_alphanumeric() || b"._~+/=-".contains(&b[end]))
             {
                 end += 1;
             }
@@ -345,7 +354,8 @@ fn find_emails(s: &str, url_at_signs: &[usize], spans: &mut Vec<Span>) {
             start -= 1;
         }
         let mut end = at + 1;
-        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'.' || b[end] == b'-') {
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'.' || b[end] == b'-')
+        {
             end += 1;
         }
         while end > at + 1 && (b[end - 1] == b'.' || b[end - 1] == b'-') {
@@ -353,9 +363,9 @@ fn find_emails(s: &str, url_at_signs: &[usize], spans: &mut Vec<Span>) {
         }
         let local = &s[start..at];
         let domain = &s[at + 1..end];
-        let tld_ok = domain
-            .rsplit_once('.')
-            .is_some_and(|(host, tld)| !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
+        let tld_ok = domain.rsplit_once('.').is_some_and(|(host, tld)| {
+            !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic())
+        });
         if !local.is_empty() && !local.starts_with('.') && tld_ok {
             spans.push(Span {
                 start,
@@ -381,7 +391,7 @@ fn luhn_ok(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// 13–19 digits (optionally in groups of 4+ separated by one space or dash) passing Luhn.
@@ -391,7 +401,9 @@ fn find_card_numbers(s: &str, spans: &mut Vec<Span>) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_digit() || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.')) {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
             i += 1;
             continue;
         }
@@ -451,11 +463,20 @@ mod tests {
 
     #[test]
     fn key_values() {
-        assert_eq!(r("login password=hunter2 ok"), "login password=[REDACTED:secret] ok");
+        assert_eq!(
+            r("login password=hunter2 ok"),
+            "login password=[REDACTED:secret] ok"
+        );
         assert_eq!(r("passwd: s3cr3t"), "passwd: [REDACTED:secret]");
-        assert_eq!(r("client_secret=abc&x=1"), "client_secret=[REDACTED:secret]&x=1");
+        assert_eq!(
+            r("client_secret=abc&x=1"),
+            "client_secret=[REDACTED:secret]&x=1"
+        );
         assert_eq!(r("TOKEN = 'a b c'"), "TOKEN = '[REDACTED:secret]'");
-        assert_eq!(r("api_key=k1 apikey=k2"), "api_key=[REDACTED:secret] apikey=[REDACTED:secret]");
+        assert_eq!(
+            r("api_key=k1 apikey=k2"),
+            "api_key=[REDACTED:secret] apikey=[REDACTED:secret]"
+        );
         assert_eq!(r("X-Api-Key: zzz"), "X-Api-Key: [REDACTED:secret]");
         assert_eq!(
             r(r#"{"user":"bob","password":"p\"w","n":1}"#),
@@ -500,12 +521,18 @@ mod tests {
         );
         assert_eq!(r("https://example.com/a@b"), "https://example.com/a@b");
         assert_eq!(r("https://user@example.com/"), "https://user@example.com/");
-        assert_eq!(r("http://127.0.0.1:8080/metrics"), "http://127.0.0.1:8080/metrics");
+        assert_eq!(
+            r("http://127.0.0.1:8080/metrics"),
+            "http://127.0.0.1:8080/metrics"
+        );
     }
 
     #[test]
     fn aws_keys() {
-        assert_eq!(r("key AKIAIOSFODNN7EXAMPLE used"), "key [REDACTED:aws_key] used");
+        assert_eq!(
+            r("key AKIAIOSFODNN7EXAMPLE used"),
+            "key [REDACTED:aws_key] used"
+        );
         assert_eq!(r("AKIAIOSFODNN7EXAMPL"), "AKIAIOSFODNN7EXAMPL"); // 15 chars
         assert_eq!(r("XAKIAIOSFODNN7EXAMPLE"), "XAKIAIOSFODNN7EXAMPLE");
         assert_eq!(r("AKIAiosfodnn7example"), "AKIAiosfodnn7example");
@@ -515,7 +542,10 @@ mod tests {
     fn jwts() {
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert_eq!(r(&format!("got {jwt} ok")), "got [REDACTED:jwt] ok");
-        assert_eq!(r("eyJhbGciOiJIUzI1NiJ9 alone"), "eyJhbGciOiJIUzI1NiJ9 alone");
+        assert_eq!(
+            r("eyJhbGciOiJIUzI1NiJ9 alone"),
+            "eyJhbGciOiJIUzI1NiJ9 alone"
+        );
         assert_eq!(r("eyJx.y.z"), "eyJx.y.z");
     }
 
@@ -535,7 +565,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(r("mail to bob.smith+x@example.co.uk now"), "mail to [REDACTED:email] now");
+        assert_eq!(
+            r("mail to bob.smith+x@example.co.uk now"),
+            "mail to [REDACTED:email] now"
+        );
         assert_eq!(r("user@localhost"), "user@localhost");
         assert_eq!(r("@handle and a@b.c"), "@handle and a@b.c");
         assert_eq!(r("ends with x@example.com."), "ends with [REDACTED:email].");
@@ -566,7 +599,8 @@ mod tests {
 
     #[test]
     fn several_patterns_and_overlaps() {
-        let s = "u=a@b.io password=AKIAIOSFODNN7EXAMPLE Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIx.sig";
+        let s =
+            "u=a@b.io password=AKIAIOSFODNN7EXAMPLE Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIx.sig";
         let out = r(s);
         assert!(!out.contains("a@b.io"));
         assert!(!out.contains("AKIA"));

@@ -9,7 +9,7 @@ use crate::stats::{Counter, SourceStats};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Lines longer than this are truncated.
@@ -139,7 +139,7 @@ impl Tailer {
         out
     }
 
-    fn open(&self, path: &PathBuf, offset: u64) -> Option<FollowedFile> {
+    fn open(&self, path: &Path, offset: u64) -> Option<FollowedFile> {
         let opened = File::open(path).and_then(|f| {
             let m = f.metadata()?;
             Ok((f, m))
@@ -160,7 +160,7 @@ impl Tailer {
     }
 
     /// Reads from the file's offset to its end (or `budget` bytes).
-    fn drain(&self, path: &PathBuf, f: &mut FollowedFile, budget: u64, out: &mut Vec<TailedLine>) {
+    fn drain(&self, path: &Path, f: &mut FollowedFile, budget: u64, out: &mut Vec<TailedLine>) {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut read_total = 0u64;
         while read_total < budget {
@@ -186,7 +186,7 @@ impl Tailer {
 
     /// A file that ends without a newline and will not grow any more: its last line is
     /// complete as it is.
-    fn finish_partial(&self, path: &PathBuf, f: &mut FollowedFile, out: &mut Vec<TailedLine>) {
+    fn finish_partial(&self, path: &Path, f: &mut FollowedFile, out: &mut Vec<TailedLine>) {
         let stats = &self.stats;
         f.line.finish(&mut |bytes, truncated| {
             out.push(to_line(path, bytes, truncated, stats));
@@ -194,7 +194,7 @@ impl Tailer {
     }
 }
 
-fn to_line(path: &PathBuf, mut bytes: Vec<u8>, truncated: bool, stats: &SourceStats) -> TailedLine {
+fn to_line(path: &Path, mut bytes: Vec<u8>, truncated: bool, stats: &SourceStats) -> TailedLine {
     stats.incr(Counter::LinesRead);
     if truncated {
         stats.incr(Counter::LineTooLong);
@@ -216,7 +216,7 @@ fn to_line(path: &PathBuf, mut bytes: Vec<u8>, truncated: bool, stats: &SourceSt
         }
     };
     TailedLine {
-        path: path.clone(),
+        path: path.to_path_buf(),
         text,
     }
 }
@@ -281,5 +281,222 @@ impl LineBuffer {
             emit(std::mem::take(&mut self.buf), false);
         }
         self.discarding = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(path: &Path, data: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(data).unwrap();
+    }
+
+    fn tailer(dir: &Path, pattern: &str, start: StartAt) -> (Tailer, Arc<SourceStats>) {
+        let stats = Arc::new(SourceStats::new());
+        let p = PathPattern::parse(dir.join(pattern).to_str().unwrap()).unwrap();
+        (Tailer::new(vec![p], start, stats.clone()), stats)
+    }
+
+    fn texts(lines: Vec<TailedLine>) -> Vec<String> {
+        lines.into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn line_buffer_splits_and_bounds() {
+        let mut got = Vec::new();
+        let mut lb = LineBuffer::new(4);
+        let mut emit = |b: Vec<u8>, t: bool| got.push((String::from_utf8(b).unwrap(), t));
+        lb.feed(b"ab\ncd", &mut emit);
+        lb.feed(b"\n", &mut emit);
+        lb.feed(b"abcdefgh", &mut emit); // cut at 4, rest skipped
+        lb.feed(b"ijk\nxy\n", &mut emit);
+        lb.feed(b"abcd\n", &mut emit); // exactly the limit: not truncated
+        lb.feed(b"abcde\n", &mut emit);
+        lb.feed(b"tail", &mut emit);
+        lb.finish(&mut emit);
+        assert_eq!(
+            got,
+            vec![
+                ("ab".into(), false),
+                ("cd".into(), false),
+                ("abcd".into(), true),
+                ("xy".into(), false),
+                ("abcd".into(), false),
+                ("abcd".into(), true),
+                ("tail".into(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn start_at_end_skips_old_content_but_reads_new_files_from_start() {
+        let d = tempfile::tempdir().unwrap();
+        append(&d.path().join("a.log"), b"old\n");
+        let (mut t, _) = tailer(d.path(), "*.log", StartAt::End);
+        assert!(t.poll().is_empty());
+        append(&d.path().join("a.log"), b"new\n");
+        append(&d.path().join("b.log"), b"first\n");
+        let lines = t.poll();
+        let mut got: Vec<(String, String)> = lines
+            .into_iter()
+            .map(|l| {
+                (
+                    l.path.file_name().unwrap().to_str().unwrap().to_string(),
+                    l.text,
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("a.log".into(), "new".into()),
+                ("b.log".into(), "first".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_line_waits_for_newline() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let (mut t, _) = tailer(d.path(), "a.log", StartAt::Beginning);
+        append(&p, b"hello wo");
+        assert!(t.poll().is_empty());
+        append(&p, b"rld\r\nnext");
+        assert_eq!(texts(t.poll()), vec!["hello world"]);
+        append(&p, b"\n");
+        assert_eq!(texts(t.poll()), vec!["next"]);
+    }
+
+    #[test]
+    fn rotation_by_rename_loses_and_duplicates_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let (mut t, _) = tailer(d.path(), "app.log", StartAt::Beginning);
+        append(&p, b"1\n2\n");
+        assert_eq!(texts(t.poll()), vec!["1", "2"]);
+        // Written after the last poll, then rotated: must still be read from the old file.
+        append(&p, b"3\n4");
+        std::fs::rename(&p, d.path().join("app.log.1")).unwrap();
+        append(&p, b"5\n");
+        assert_eq!(texts(t.poll()), vec!["3", "4", "5"]);
+        append(&p, b"6\n");
+        assert_eq!(texts(t.poll()), vec!["6"]);
+    }
+
+    #[test]
+    fn rotation_by_rename_before_the_new_file_exists() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let (mut t, _) = tailer(d.path(), "*.log", StartAt::End);
+        append(&p, b"before start\n");
+        assert!(t.poll().is_empty());
+        append(&p, b"a\n");
+        std::fs::rename(&p, d.path().join("app.log.1")).unwrap();
+        assert_eq!(texts(t.poll()), vec!["a"]);
+        assert!(t.followed().is_empty());
+        append(&p, b"b\n");
+        assert_eq!(texts(t.poll()), vec!["b"]);
+    }
+
+    #[test]
+    fn copy_truncate_starts_over() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let (mut t, _) = tailer(d.path(), "app.log", StartAt::Beginning);
+        append(&p, b"one\ntwo\nthree\n");
+        assert_eq!(texts(t.poll()), vec!["one", "two", "three"]);
+        std::fs::copy(&p, d.path().join("app.log.1")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&p, b"four\n");
+        assert_eq!(texts(t.poll()), vec!["four"]);
+        append(&p, b"five\n");
+        assert_eq!(texts(t.poll()), vec!["five"]);
+    }
+
+    #[test]
+    fn deleted_then_recreated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let (mut t, _) = tailer(d.path(), "app.log", StartAt::Beginning);
+        append(&p, b"x\n");
+        assert_eq!(texts(t.poll()), vec!["x"]);
+        std::fs::remove_file(&p).unwrap();
+        assert!(t.poll().is_empty());
+        assert!(t.followed().is_empty());
+        assert!(t.poll().is_empty());
+        append(&p, b"y\n");
+        assert_eq!(texts(t.poll()), vec!["y"]);
+    }
+
+    #[test]
+    fn ten_megabyte_line_is_truncated_and_the_next_line_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let (mut t, stats) = tailer(d.path(), "app.log", StartAt::Beginning);
+        let mut big = vec![b'x'; 10 << 20];
+        big.push(b'\n');
+        append(&p, b"before\n");
+        append(&p, &big);
+        append(&p, b"after\n");
+        let lines = texts(t.poll());
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "before");
+        assert_eq!(lines[1].len(), MAX_LINE_BYTES);
+        assert_eq!(lines[2], "after");
+        assert_eq!(stats.get(Counter::LineTooLong), 1);
+        // The held buffer never grew past the bound.
+        let held: usize = t.files.values().map(|f| f.line.buf.capacity()).sum();
+        assert!(held <= 2 * MAX_LINE_BYTES, "held {held}");
+    }
+
+    #[test]
+    fn huge_line_split_across_polls() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let stats = Arc::new(SourceStats::new());
+        let pat = PathPattern::parse(p.to_str().unwrap()).unwrap();
+        let mut t = Tailer::with_max_line(vec![pat], StartAt::Beginning, 10, stats.clone());
+        append(&p, b"0123456789abc");
+        assert_eq!(texts(t.poll()), vec!["0123456789"]);
+        append(&p, b"def\nok\n");
+        assert_eq!(texts(t.poll()), vec!["ok"]);
+        assert_eq!(stats.get(Counter::LineTooLong), 1);
+    }
+
+    #[test]
+    fn truncation_does_not_split_characters() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let stats = Arc::new(SourceStats::new());
+        let pat = PathPattern::parse(p.to_str().unwrap()).unwrap();
+        let mut t = Tailer::with_max_line(vec![pat], StartAt::Beginning, 5, stats.clone());
+        append(&p, "abcdé€\n".as_bytes());
+        assert_eq!(texts(t.poll()), vec!["abcd"]);
+        assert_eq!(stats.get(Counter::InvalidUtf8), 0);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        let (mut t, stats) = tailer(d.path(), "app.log", StartAt::Beginning);
+        append(&p, b"ok \xff\xfe bytes\nclean\n");
+        assert_eq!(texts(t.poll()), vec!["ok \u{fffd}\u{fffd} bytes", "clean"]);
+        assert_eq!(stats.get(Counter::InvalidUtf8), 1);
+        assert_eq!(stats.get(Counter::LinesRead), 2);
     }
 }

@@ -15,7 +15,7 @@ pub enum BeginOutcome {
 }
 
 const COLUMNS: &str =
-    "idempotency_key, incident, attempt, action, started, finished, status, detail";
+    "idempotency_key, incident, attempt, action, started, finished, status, detail, policy";
 
 impl Store {
     /// Inserts the execution unless its idempotency key is already present.
@@ -29,7 +29,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = tx.execute(
             &format!(
-                "INSERT INTO executions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO executions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(idempotency_key) DO NOTHING"
             ),
             params![
@@ -40,7 +40,8 @@ impl Store {
                 execution.started.0,
                 execution.finished.map(|t| t.0),
                 status_str(execution.status),
-                execution.detail
+                execution.detail,
+                execution.policy
             ],
         )?;
         let outcome = if inserted == 1 {
@@ -142,6 +143,7 @@ struct RawExecution {
     finished: Option<i64>,
     status: String,
     detail: String,
+    policy: String,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawExecution> {
@@ -154,6 +156,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawExecution> {
         finished: r.get(5)?,
         status: r.get(6)?,
         detail: r.get(7)?,
+        policy: r.get(8)?,
     })
 }
 
@@ -182,6 +185,7 @@ impl RawExecution {
             finished: self.finished.map(Ts),
             status,
             detail: self.detail,
+            policy: self.policy,
         })
     }
 }

@@ -11,6 +11,8 @@ mod executions;
 mod incidents;
 mod kv;
 mod schema;
+#[doc(hidden)]
+pub mod testing;
 
 pub use audit::AuditReport;
 pub use error::StoreError;

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS executions (
     started         INTEGER NOT NULL,
     finished        INTEGER,
     status          TEXT NOT NULL,
-    detail          TEXT NOT NULL
+    detail          TEXT NOT NULL,
+    policy          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_by_started ON executions(started);
 CREATE TABLE IF NOT EXISTS kv (

@@ -418,6 +418,7 @@ fn execution(key: &str, started: i64) -> Execution {
         idempotency_key: key.into(),
         incident: "inc-1".into(),
         attempt: 1,
+        policy: "p".into(),
         action: Action {
             kind: ActionKind::ScaleWorkload,
             target: "checkout".into(),
@@ -534,4 +535,12 @@ fn huge_and_hostile_payloads_round_trip() {
 fn store_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
+}
+
+#[test]
+fn unopenable_path_is_an_error_naming_it() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("no-such-dir").join("medic.db");
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("no-such-dir"), "{err}");
 }

@@ -91,7 +91,7 @@ fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
@@ -115,8 +115,7 @@ fn erfc(x: f64) -> f64 {
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
                             + t * (-1.135_203_98
-                                + t * (1.488_515_87
-                                    + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let r = t * poly.exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }
@@ -182,7 +181,10 @@ mod tests {
     #[test]
     fn degenerate_inputs() {
         let empty = before_after(&[], &[1.0]);
-        assert_eq!((empty.improved, empty.p_value, empty.n_before), (false, 1.0, 0));
+        assert_eq!(
+            (empty.improved, empty.p_value, empty.n_before),
+            (false, 1.0, 0)
+        );
         let constant = before_after(&[2.0; 10], &[2.0; 10]);
         assert_eq!((constant.improved, constant.p_value), (false, 1.0));
         let hostile = before_after(

@@ -8,9 +8,16 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq)]
 pub enum VerifyStatus {
     /// Not decided yet; `clear_since` is when the current clean period began, if one has.
-    Pending { clear_since: Option<Ts> },
-    Healed { healthy_since: Ts, verified_at: Ts },
-    NotHealed { reason: String },
+    Pending {
+        clear_since: Option<Ts>,
+    },
+    Healed {
+        healthy_since: Ts,
+        verified_at: Ts,
+    },
+    NotHealed {
+        reason: String,
+    },
 }
 
 impl VerifyStatus {
@@ -66,7 +73,10 @@ impl Verification {
             VerifyStatus::Pending { clear_since: None }
         };
         Verification {
-            tracks: symptoms.into_iter().map(|s| (s, Track::default())).collect(),
+            tracks: symptoms
+                .into_iter()
+                .map(|s| (s, Track::default()))
+                .collect(),
             window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
             deadline,
             started,
@@ -145,20 +155,24 @@ impl Verification {
             .try_fold(Ts(i64::MIN), |acc, s| s.map(|s| acc.max(s)))
     }
 
+    /// Names every symptom that stands in the way: anomalous now, without fresh data, or
+    /// clear for less than the window.
     fn not_healed_reason(&self, now: Ts) -> String {
         let mut anomalous = Vec::new();
         let mut unknown = Vec::new();
         let mut too_short = Vec::new();
         let window_start = now.0.saturating_sub(self.window_ms);
         for (symptom, track) in &self.tracks {
-            match track.latest {
-                Some(SymptomState::Anomalous) => anomalous.push(symptom.to_string()),
-                None | Some(SymptomState::Unknown)
-                    if !track.last_clear.is_some_and(|c| c.0 >= window_start) =>
-                {
-                    unknown.push(symptom.to_string())
-                }
-                _ => too_short.push(symptom.to_string()),
+            let fresh_clear = track.last_clear.is_some_and(|c| c.0 >= window_start);
+            let clear_long_enough = track
+                .clear_since
+                .is_some_and(|s| now.0.saturating_sub(s.0) >= self.window_ms);
+            if track.latest == Some(SymptomState::Anomalous) {
+                anomalous.push(symptom.to_string());
+            } else if !fresh_clear {
+                unknown.push(symptom.to_string());
+            } else if !clear_long_enough {
+                too_short.push(symptom.to_string());
             }
         }
         let mut parts = Vec::new();
@@ -170,7 +184,7 @@ impl Verification {
         }
         if !too_short.is_empty() {
             parts.push(format!(
-                "clear, but not for the whole {}s window: {}",
+                "clear for less than the {}s window: {}",
                 self.window_ms as f64 / 1000.0,
                 too_short.join(", ")
             ));

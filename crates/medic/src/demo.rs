@@ -198,7 +198,7 @@ async fn drive(args: &DemoArgs, faults: &[String], estate_dir: &Path, store_path
         )
     })?;
     let store = Arc::new(Store::open(store_path)?);
-    let mut running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock))?;
+    let running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock))?;
     let mut timeline = running.timeline.resubscribe();
     let printer = tokio::spawn(async move {
         while let Ok(ev) = timeline.recv().await {

@@ -616,6 +616,8 @@ async fn memory_monitor(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) 
 }
 
 /// The local supervisor. Cheap to clone (an `Arc` inside); every clone drives the same estate.
+/// Call [`Supervisor::shutdown`] when done: dropping the handles does not stop the children
+/// (their tasks live until the tokio runtime ends, which then kills them via `kill_on_drop`).
 #[derive(Clone)]
 pub struct Supervisor {
     inner: Arc<Inner>,
@@ -704,10 +706,15 @@ impl Supervisor {
                 .flat_map(|(n, w)| w.instances.iter().map(move |i| (n.clone(), i.index)))
                 .collect()
         };
+        let mut started = Ok(());
         for (service, index) in &all {
-            sup.inner.start_instance(service, *index)?;
+            started = started.and_then(|()| sup.inner.start_instance(service, *index));
         }
-        if let Err(e) = sup.serve(None, extra).await {
+        if started.is_ok() {
+            started = sup.serve(None, extra).await;
+        }
+        if let Err(e) = started {
+            // Leave nothing running behind a failed start.
             sup.shutdown().await;
             return Err(e);
         }
@@ -799,8 +806,21 @@ impl Supervisor {
 
     /// Executes a catalogue action at most once per idempotency key; returns when the rollout
     /// is done (so verification starts after it).
+    ///
+    /// The work runs in its own task, so a caller that gives up (an HTTP client timing out)
+    /// cannot cancel a rollout half-way; a retry with the same key waits for it and then
+    /// reports it as already executed.
     pub async fn execute(&self, key: &str, action: &Action) -> Result<ActionReport, ActError> {
         check_key(key)?;
+        let sup = self.clone();
+        let key = key.to_string();
+        let action = action.clone();
+        tokio::spawn(async move { sup.execute_detached(&key, &action).await })
+            .await
+            .map_err(|e| ActError::Protocol(format!("the action task failed: {e}")))?
+    }
+
+    async fn execute_detached(&self, key: &str, action: &Action) -> Result<ActionReport, ActError> {
         let _serial = self.inner.action_lock.lock().await;
         if let Some(first) = self.inner.lock_executed().get(key) {
             if first.action != *action {

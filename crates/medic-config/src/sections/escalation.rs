@@ -13,7 +13,9 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> EscalationConfig {
     let mut targets: Vec<EscalationTarget> = Vec::new();
     if let Some(list) = m.node("targets") {
         for item in seq_items(list, "`targets` in `escalation`", m.cx) {
-            let Some(t) = target(item, m.cx) else { continue };
+            let Some(t) = target(item, m.cx) else {
+                continue;
+            };
             if let Some(first) = targets.iter().find(|f| f.name == t.name) {
                 let msg = format!(
                     "duplicate escalation target `{}` (first at line {}, column {}): expected unique target names",
@@ -51,6 +53,11 @@ fn target(item: &Node, cx: &mut Ctx) -> Option<EscalationTarget> {
     let location = cx.errs.location(item.pos);
     let mut m = MapReader::new(item, "escalation target", cx);
     let name = m.field("name", true, to_non_empty_string);
+    let what = match &name {
+        Some(n) => format!("escalation target `{n}`"),
+        None => "escalation target".into(),
+    };
+    let mut m = m.renamed(what);
     let webhook = m.field("webhook", false, |n, label, cx| {
         let url = to_string(n, label, cx)?;
         if url.is_empty() {

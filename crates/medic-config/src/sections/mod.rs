@@ -14,7 +14,7 @@ mod store;
 mod topology;
 
 use crate::error::Pos;
-use crate::node::Node;
+use crate::node::{Node, excerpt};
 use crate::reader::{Ctx, MapReader, seq_items, to_non_empty_string};
 use crate::types::Config;
 
@@ -92,10 +92,9 @@ pub(crate) fn read_config(root: &Node, cx: &mut Ctx) -> ConfigFile {
 /// A policy file: a mapping with one key, `policies`.
 pub(crate) fn read_policy_file(root: &Node, cx: &mut Ctx) -> Vec<ReadPolicy> {
     let mut m = MapReader::new(root, "the top level of the policy file", cx);
-    let policies = match m.field("policies", true, |n, _, cx| Some(read_policy_list(n, cx))) {
-        Some(p) => p,
-        None => Vec::new(),
-    };
+    let policies = m
+        .field("policies", true, |n, _, cx| Some(read_policy_list(n, cx)))
+        .unwrap_or_default();
     m.finish();
     policies
 }
@@ -113,7 +112,10 @@ pub(crate) fn check_http_url(url: &str, pos: Pos, label: &str, cx: &mut Ctx) {
     if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
         cx.error(
             pos,
-            format!("invalid {label}: expected an `http://` or `https://` URL, found `{url}`"),
+            format!(
+                "invalid {label}: expected an `http://` or `https://` URL, found `{}`",
+                excerpt(url)
+            ),
         );
     }
 }

@@ -26,7 +26,9 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
     let d = Policy::default();
     let location = cx.errs.location(item.pos);
     let mut m = MapReader::new(item, "policy", cx);
-    let name_at = m.take("name").map_or(location.clone(), |n| m.cx.errs.location(n.pos));
+    let name_at = m
+        .take("name")
+        .map_or(location.clone(), |n| m.cx.errs.location(n.pos));
     let name = m.field("name", true, to_non_empty_string);
     let what = match &name {
         Some(n) => format!("policy `{n}`"),
@@ -123,7 +125,9 @@ fn read_match(node: &Node, policy: String, cx: &mut Ctx) -> (Option<Vec<Cause>>,
         if items.is_empty() {
             cx.error(
                 n.pos,
-                format!("invalid {label}: expected a cause or a list of causes, found an empty list"),
+                format!(
+                    "invalid {label}: expected a cause or a list of causes, found an empty list"
+                ),
             );
             return None;
         }

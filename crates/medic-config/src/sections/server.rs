@@ -1,4 +1,4 @@
-use crate::node::Node;
+use crate::node::{Node, excerpt};
 use crate::reader::{Ctx, MapReader, to_string};
 use crate::types::ServerConfig;
 use std::net::SocketAddr;
@@ -13,7 +13,10 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
             if s.parse::<SocketAddr>().is_err() {
                 cx.error(
                     n.pos,
-                    format!("invalid {label}: expected `ip:port` such as `127.0.0.1:9400`, found `{s}`"),
+                    format!(
+                        "invalid {label}: expected `ip:port` such as `127.0.0.1:9400`, found `{}`",
+                        excerpt(&s)
+                    ),
                 );
                 return None;
             }

@@ -70,10 +70,17 @@ fn log_files(m: &mut MapReader) -> Option<SourceKind> {
     let paths = m.field("paths", true, |n, label, cx| {
         let list = crate::reader::to_str_list(n, label, cx)?;
         if list.is_empty() {
-            cx.error(n.pos, format!("invalid {label}: expected at least one path or glob, found an empty list"));
+            cx.error(
+                n.pos,
+                format!("invalid {label}: expected at least one path or glob, found an empty list"),
+            );
             return None;
         }
-        Some(list.iter().map(|p| cx.resolve_string(p)).collect::<Vec<_>>())
+        Some(
+            list.iter()
+                .map(|p| cx.resolve_string(p))
+                .collect::<Vec<_>>(),
+        )
     });
     let service = m.field("service", false, to_non_empty_string);
     let from_start = m.bool_or("from_start", false);

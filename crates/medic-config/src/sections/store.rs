@@ -4,7 +4,9 @@ use crate::types::StoreConfig;
 
 pub(super) fn read(node: &Node, cx: &mut Ctx) -> StoreConfig {
     let mut m = MapReader::new(node, "`store`", cx);
-    let sqlite = m.path("sqlite", false).unwrap_or_else(|| StoreConfig::default().sqlite);
+    let sqlite = m
+        .path("sqlite", false)
+        .unwrap_or_else(|| StoreConfig::default().sqlite);
     m.finish();
     StoreConfig { sqlite }
 }

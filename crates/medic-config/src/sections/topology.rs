@@ -27,7 +27,13 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> Topology {
     let mut edges: Vec<(String, String, Pos)> = Vec::new();
     for (key, value) in entries {
         let Some(service) = key.key_str().filter(|s| !s.is_empty()) else {
-            cx.error(key.pos, format!("invalid service name in `topology.services`: expected a name, found {}", key.describe()));
+            cx.error(
+                key.pos,
+                format!(
+                    "invalid service name in `topology.services`: expected a name, found {}",
+                    key.describe()
+                ),
+            );
             continue;
         };
         topology.add_service(service);

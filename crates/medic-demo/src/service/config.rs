@@ -26,7 +26,7 @@ impl ServiceConfig {
     /// load surge exhausts), the others plenty.
     pub fn defaults_for(service: &str) -> Self {
         let (workers, service_ms) = match service {
-            "frontend" => (2, 15),
+            "frontend" => (2, 25),
             "catalog" => (8, 4),
             "cache" => (8, 1),
             "checkout" => (8, 6),
@@ -181,14 +181,26 @@ mod tests {
         assert!(e.contains("unknown key \"workres\""), "{e}");
         assert!(e.contains("\"dependency_timeout_ms\" is a string"), "{e}");
         assert!(e.contains("\"max_queue\" is a negative number"), "{e}");
-        assert!(e.contains("\"workers\" is 0, expected an integer from 1 to 64"), "{e}");
+        assert!(
+            e.contains("\"workers\" is 0, expected an integer from 1 to 64"),
+            "{e}"
+        );
         assert!(e.contains("\"service_ms\" is a fractional number"), "{e}");
         assert_eq!(e.matches("; ").count(), 4, "{e}");
     }
 
     #[test]
     fn malformed_documents_are_rejected() {
-        for bad in ["", "{", "[]", "null", "42", "\"x\"", "{\"workers\":}", "{} {}"] {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            "null",
+            "42",
+            "\"x\"",
+            "{\"workers\":}",
+            "{} {}",
+        ] {
             assert!(parse(bad, "cache").is_err(), "accepted {bad:?}");
         }
         let huge = format!("{{\"workers\":{}}}", "9".repeat(400));

@@ -34,17 +34,15 @@ pub enum FaultRequest {
 /// Parses and range-checks a fault request body.
 pub fn parse_fault(body: &[u8]) -> Result<FaultRequest, String> {
     let req: FaultRequest = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "expected {{\"kind\":\"memory_leak\"|\"latency\"|\"crash\"|\"clear\", ...}}: {e}"
-        )
+        format!("expected {{\"kind\":\"memory_leak\"|\"latency\"|\"crash\"|\"clear\", ...}}: {e}")
     })?;
     match &req {
         FaultRequest::MemoryLeak { mib_per_s: Some(r) } if !(*r > 0.0 && *r <= 1024.0) => Err(
             format!("mib_per_s is {r}, expected a number above 0 and at most 1024"),
         ),
-        FaultRequest::Latency { ms: Some(ms) } if *ms > 60_000 => Err(format!(
-            "ms is {ms}, expected at most 60000"
-        )),
+        FaultRequest::Latency { ms: Some(ms) } if *ms > 60_000 => {
+            Err(format!("ms is {ms}, expected at most 60000"))
+        }
         _ => Ok(req),
     }
 }
@@ -181,8 +179,14 @@ mod tests {
             parse_fault(br#"{"kind":"latency","ms":50}"#).unwrap(),
             FaultRequest::Latency { ms: Some(50) }
         );
-        assert_eq!(parse_fault(br#"{"kind":"crash"}"#).unwrap(), FaultRequest::Crash {});
-        assert_eq!(parse_fault(br#"{"kind":"clear"}"#).unwrap(), FaultRequest::Clear {});
+        assert_eq!(
+            parse_fault(br#"{"kind":"crash"}"#).unwrap(),
+            FaultRequest::Crash {}
+        );
+        assert_eq!(
+            parse_fault(br#"{"kind":"clear"}"#).unwrap(),
+            FaultRequest::Clear {}
+        );
     }
 
     #[test]
@@ -201,7 +205,11 @@ mod tests {
             br#"{"kind":"crash","extra":true}"#,
             b"\xff\xfe",
         ] {
-            assert!(parse_fault(bad).is_err(), "accepted {:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_fault(bad).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -214,7 +222,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(350)).await;
         let st = f.status();
         assert_eq!(st.memory_leak_mib_per_s, Some(40.0));
-        assert!(st.leaked_bytes >= 8 * 1024 * 1024, "leaked {}", st.leaked_bytes);
+        assert!(
+            st.leaked_bytes >= 8 * 1024 * 1024,
+            "leaked {}",
+            st.leaked_bytes
+        );
         // A new process of the same instance finds the marker.
         assert_eq!(Faults::new(dir.path()).persisted_leak(), Some(40.0));
         f.set_latency(700);

@@ -103,8 +103,20 @@ impl Logger {
     }
 
     /// A request line; `error` and `stack` when the request failed.
-    pub fn request(&self, sev: Severity, req: &RequestLog<'_>, error: Option<&str>, stack: &[String]) {
-        let text = self.format_event(sev, "request completed", Some((req, error)), stack, &now_rfc3339());
+    pub fn request(
+        &self,
+        sev: Severity,
+        req: &RequestLog<'_>,
+        error: Option<&str>,
+        stack: &[String],
+    ) {
+        let text = self.format_event(
+            sev,
+            "request completed",
+            Some((req, error)),
+            stack,
+            &now_rfc3339(),
+        );
         self.write(&text);
     }
 
@@ -192,7 +204,8 @@ pub fn stack_trace(service: &str, error: &str, detail: &str) -> Vec<String> {
                 format!("    at {pkg}.ProductRepository.find(ProductRepository.java:88)"),
                 format!("    at {pkg}.ProductService.get(ProductService.java:41)"),
                 format!("    at {pkg}.http.ProductHandler.handle(ProductHandler.java:27)"),
-                "    at io.undertow.server.Connectors.executeRootHandler(Connectors.java:387)".into(),
+                "    at io.undertow.server.Connectors.executeRootHandler(Connectors.java:387)"
+                    .into(),
                 format!("Caused by: java.io.IOException: {detail}"),
                 format!("    at {pkg}.client.UpstreamClient.call(UpstreamClient.java:112)"),
                 "    ... 4 more".into(),
@@ -255,7 +268,11 @@ mod tests {
     #[test]
     fn json_request_line_is_one_parseable_line() {
         let l = Logger::discard("checkout", "checkout-1");
-        let stack = stack_trace("checkout", "Timeout", "timed out after 400ms calling payment");
+        let stack = stack_trace(
+            "checkout",
+            "Timeout",
+            "timed out after 400ms calling payment",
+        );
         let text = l.format_event(
             Severity::Error,
             "request completed",

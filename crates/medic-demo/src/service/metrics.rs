@@ -45,7 +45,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Records one finished request of an application route.
     pub fn observe(&self, route: &str, code: u16, seconds: f64) {
-        *lock(&self.requests).entry((route.to_string(), code)).or_default() += 1;
+        *lock(&self.requests)
+            .entry((route.to_string(), code))
+            .or_default() += 1;
         for (i, le) in BUCKETS.iter().enumerate() {
             if seconds <= *le {
                 self.buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -85,9 +87,7 @@ impl Metrics {
                 escape(route)
             );
         }
-        out.push_str(
-            "# HELP http_request_duration_seconds Request latency including queueing.\n",
-        );
+        out.push_str("# HELP http_request_duration_seconds Request latency including queueing.\n");
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
         for (i, le) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -218,12 +218,14 @@ mod tests {
         assert!(text.contains("http_requests_in_flight 2\n"));
         assert!(text.contains("process_resident_memory_bytes 1234\n"));
         assert!(text.contains("process_cpu_seconds_total 1.5\n"));
-        assert!(text.contains(
-            "app_info{service=\"payment\",release=\"v2\",config_version=\"c1\"} 1\n"
-        ));
-        assert!(text.contains(
-            "dependency_requests_total{dependency=\"payment\",outcome=\"timeout\"} 1\n"
-        ));
+        assert!(
+            text.contains("app_info{service=\"payment\",release=\"v2\",config_version=\"c1\"} 1\n")
+        );
+        assert!(
+            text.contains(
+                "dependency_requests_total{dependency=\"payment\",outcome=\"timeout\"} 1\n"
+            )
+        );
         assert_eq!(m.requests_total("/checkout", 200), 2);
         assert_eq!(m.requests_total("/", 200), 0);
     }
@@ -238,7 +240,10 @@ mod tests {
 
     #[test]
     fn vm_rss_parsing() {
-        assert_eq!(parse_vm_rss("Name:\tx\nVmRSS:\t  2048 kB\n"), Some(2048 * 1024));
+        assert_eq!(
+            parse_vm_rss("Name:\tx\nVmRSS:\t  2048 kB\n"),
+            Some(2048 * 1024)
+        );
         assert_eq!(parse_vm_rss("VmRSS:"), None);
         assert_eq!(parse_vm_rss("VmRSS: lots kB"), None);
         assert_eq!(parse_vm_rss("VmRSS: 5 MB"), None);

@@ -145,10 +145,7 @@ pub async fn run(args: DemoServiceArgs) -> Result<(), DemoError> {
     let cfg = match config::load(&args.config, &args.service) {
         Ok(c) => c,
         Err(problem) => {
-            let line = format!(
-                "FATAL config error in {}: {problem}",
-                args.config.display()
-            );
+            let line = format!("FATAL config error in {}: {problem}", args.config.display());
             logger.event(Severity::Fatal, &line, &[]);
             eprintln!("{line}");
             std::process::exit(EX_CONFIG);
@@ -314,11 +311,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     let text = app
         .metrics
         .render(&app.info, metrics::read_process_figures());
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn admin_fault(State(app): State<Arc<App>>, body: Bytes) -> Response {
@@ -385,7 +378,12 @@ fn json_error(code: StatusCode, msg: &str) -> Response {
 }
 
 /// Serves one application request and records its metrics and log line.
-async fn handle(app: Arc<App>, method: Method, route: &'static str, headers: HeaderMap) -> Response {
+async fn handle(
+    app: Arc<App>,
+    method: Method,
+    route: &'static str,
+    headers: HeaderMap,
+) -> Response {
     let started = Instant::now();
     app.metrics.in_flight_add(1);
     let trace_id = headers
@@ -454,7 +452,11 @@ fn background_noise(app: &App) {
         app.logger.event(
             Severity::Error,
             "failed to publish analytics event: buffer full, event dropped",
-            &stack_trace(&app.service, "BufferFullException", "analytics queue at capacity (1024)"),
+            &stack_trace(
+                &app.service,
+                "BufferFullException",
+                "analytics queue at capacity (1024)",
+            ),
         );
     }
 }
@@ -548,12 +550,20 @@ async fn call_dependency(
         Ok(_) => {
             app.metrics.dependency(name, "no_endpoints");
             let msg = format!("no endpoints for dependency {name}");
-            return Err(Served::failed(503, msg.clone(), stack_trace(&app.service, "UpstreamUnavailable", &msg)));
+            return Err(Served::failed(
+                503,
+                msg.clone(),
+                stack_trace(&app.service, "UpstreamUnavailable", &msg),
+            ));
         }
         Err(e) => {
             app.metrics.dependency(name, "no_endpoints");
             let msg = format!("no endpoints for dependency {name}: {e}");
-            return Err(Served::failed(503, msg.clone(), stack_trace(&app.service, "UpstreamUnavailable", &msg)));
+            return Err(Served::failed(
+                503,
+                msg.clone(),
+                stack_trace(&app.service, "UpstreamUnavailable", &msg),
+            ));
         }
     };
     let timeout = Duration::from_millis(app.cfg.dependency_timeout_ms);

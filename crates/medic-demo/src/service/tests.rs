@@ -18,7 +18,13 @@ impl Drop for Running {
     }
 }
 
-fn args(dir: &Path, service: &str, instance: &str, deps: &[&str], fail_ratio: f64) -> DemoServiceArgs {
+fn args(
+    dir: &Path,
+    service: &str,
+    instance: &str,
+    deps: &[&str],
+    fail_ratio: f64,
+) -> DemoServiceArgs {
     DemoServiceArgs {
         service: service.into(),
         instance: instance.into(),
@@ -79,7 +85,12 @@ fn client() -> reqwest::Client {
 #[tokio::test]
 async fn leaf_service_serves_counts_and_logs_plain_text() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = start(dir.path(), args(dir.path(), "cache", "cache-0", &[], 0.0), fast("cache")).await;
+    let cache = start(
+        dir.path(),
+        args(dir.path(), "cache", "cache-0", &[], 0.0),
+        fast("cache"),
+    )
+    .await;
     let resp = client()
         .get(format!("http://{}/product", cache.addr))
         .header("x-trace-id", "t123")
@@ -88,7 +99,11 @@ async fn leaf_service_serves_counts_and_logs_plain_text() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-trace-id"], "t123");
-    let home = client().get(format!("http://{}/", cache.addr)).send().await.unwrap();
+    let home = client()
+        .get(format!("http://{}/", cache.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(home.status(), 404, "only the frontend has a home page");
     let metrics = client()
         .get(format!("http://{}/metrics", cache.addr))
@@ -98,7 +113,10 @@ async fn leaf_service_serves_counts_and_logs_plain_text() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("http_requests_total{route=\"/product\",code=\"200\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("http_requests_total{route=\"/product\",code=\"200\"} 1\n"),
+        "{metrics}"
+    );
     assert!(metrics.contains("app_info{service=\"cache\",release=\"v1\",config_version=\"c1\"} 1"));
     let log = std::fs::read_to_string(&cache.log).unwrap();
     assert!(log.contains(" INFO [cache-0] GET /product 200 "), "{log}");
@@ -108,7 +126,12 @@ async fn leaf_service_serves_counts_and_logs_plain_text() {
 #[tokio::test]
 async fn refused_dependency_is_retried_on_the_next_replica_then_503() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = start(dir.path(), args(dir.path(), "cache", "cache-0", &[], 0.0), fast("cache")).await;
+    let cache = start(
+        dir.path(),
+        args(dir.path(), "cache", "cache-0", &[], 0.0),
+        fast("cache"),
+    )
+    .await;
     let catalog = start(
         dir.path(),
         args(dir.path(), "catalog", "catalog-0", &["cache"], 0.0),
@@ -116,20 +139,38 @@ async fn refused_dependency_is_retried_on_the_next_replica_then_503() {
     )
     .await;
     // One dead replica and one live one: every call succeeds thanks to the retry.
-    set_endpoints(dir.path(), "cache", &[closed_port(), cache.addr.to_string()]);
+    set_endpoints(
+        dir.path(),
+        "cache",
+        &[closed_port(), cache.addr.to_string()],
+    );
     for _ in 0..4 {
-        let r = client().get(format!("http://{}/product", catalog.addr)).send().await.unwrap();
+        let r = client()
+            .get(format!("http://{}/product", catalog.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     // Only dead replicas: 503 and an ERROR naming the dependency and the address.
     let dead = closed_port();
     set_endpoints(dir.path(), "cache", std::slice::from_ref(&dead));
     tokio::time::sleep(crate::endpoints::REFRESH + Duration::from_millis(50)).await;
-    let r = client().get(format!("http://{}/product", catalog.addr)).send().await.unwrap();
+    let r = client()
+        .get(format!("http://{}/product", catalog.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let log = std::fs::read_to_string(&catalog.log).unwrap();
-    assert!(log.contains(&format!("connection refused calling cache at {dead}")), "{log}");
-    assert!(log.contains(" ERROR [catalog-0] GET /product 503 "), "{log}");
+    assert!(
+        log.contains(&format!("connection refused calling cache at {dead}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(" ERROR [catalog-0] GET /product 503 "),
+        "{log}"
+    );
     assert!(log.contains("\n    at "), "stack trace expected: {log}");
     assert!(catalog.app.metrics.requests_total("/product", 503) == 1);
 }
@@ -154,10 +195,17 @@ async fn slow_dependency_times_out_with_504_and_failing_one_gives_502() {
     .await;
     set_endpoints(dir.path(), "payment", &[payment.addr.to_string()]);
     payment.app.faults.set_latency(400);
-    let r = client().post(format!("http://{}/checkout", checkout.addr)).send().await.unwrap();
+    let r = client()
+        .post(format!("http://{}/checkout", checkout.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 504);
     let log = std::fs::read_to_string(&checkout.log).unwrap();
-    assert!(log.contains("timed out after 100ms calling payment"), "{log}");
+    assert!(
+        log.contains("timed out after 100ms calling payment"),
+        "{log}"
+    );
     let first: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert_eq!(first["level"], "error");
     assert_eq!(first["status"], 504);
@@ -171,10 +219,17 @@ async fn slow_dependency_times_out_with_504_and_failing_one_gives_502() {
     .await;
     set_endpoints(dir.path(), "payment", &[bad.addr.to_string()]);
     tokio::time::sleep(crate::endpoints::REFRESH + Duration::from_millis(50)).await;
-    let r = client().post(format!("http://{}/checkout", checkout.addr)).send().await.unwrap();
+    let r = client()
+        .post(format!("http://{}/checkout", checkout.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 502);
     let bad_log = std::fs::read_to_string(&bad.log).unwrap();
-    assert!(bad_log.contains("internal error in release v1"), "{bad_log}");
+    assert!(
+        bad_log.contains("internal error in release v1"),
+        "{bad_log}"
+    );
     assert!(bad_log.contains("Traceback (most recent call last):"));
 }
 
@@ -218,11 +273,26 @@ async fn saturation_queues_then_sheds_with_503() {
 #[tokio::test]
 async fn admin_faults_apply_latency_report_and_reject_bad_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let svc = start(dir.path(), args(dir.path(), "payment", "payment-0", &[], 0.0), fast("payment")).await;
+    let svc = start(
+        dir.path(),
+        args(dir.path(), "payment", "payment-0", &[], 0.0),
+        fast("payment"),
+    )
+    .await;
     let c = client();
     let base = format!("http://{}", svc.addr);
-    for bad in ["", "{", r#"{"kind":"nope"}"#, r#"{"kind":"latency","ms":"x"}"#] {
-        let r = c.post(format!("{base}/admin/fault")).body(bad).send().await.unwrap();
+    for bad in [
+        "",
+        "{",
+        r#"{"kind":"nope"}"#,
+        r#"{"kind":"latency","ms":"x"}"#,
+    ] {
+        let r = c
+            .post(format!("{base}/admin/fault"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{bad}");
     }
     let r = c
@@ -240,10 +310,28 @@ async fn admin_faults_apply_latency_report_and_reject_bad_bodies() {
     let t = Instant::now();
     c.get(format!("{base}/healthz")).send().await.unwrap();
     assert!(t.elapsed() < Duration::from_millis(100));
-    let st: serde_json::Value = c.get(format!("{base}/admin/faults")).send().await.unwrap().json().await.unwrap();
+    let st: serde_json::Value = c
+        .get(format!("{base}/admin/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["latency_ms"], 120);
-    c.post(format!("{base}/admin/fault")).body(r#"{"kind":"clear"}"#).send().await.unwrap();
-    let st: serde_json::Value = c.get(format!("{base}/admin/faults")).send().await.unwrap().json().await.unwrap();
+    c.post(format!("{base}/admin/fault"))
+        .body(r#"{"kind":"clear"}"#)
+        .send()
+        .await
+        .unwrap();
+    let st: serde_json::Value = c
+        .get(format!("{base}/admin/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(st["latency_ms"].is_null());
     // Admin calls leave no trace in the request log (the agent must not be told).
     let log = std::fs::read_to_string(&svc.log).unwrap();
@@ -257,8 +345,14 @@ fn downstream_follows_the_route_chain() {
         Arc::new(Endpoints::new(dir, "catalog")),
         Arc::new(Endpoints::new(dir, "checkout")),
     ];
-    assert_eq!(downstream_for("/product", &deps).map(|d| d.service()), Some("catalog"));
-    assert_eq!(downstream_for("/checkout", &deps).map(|d| d.service()), Some("checkout"));
+    assert_eq!(
+        downstream_for("/product", &deps).map(|d| d.service()),
+        Some("catalog")
+    );
+    assert_eq!(
+        downstream_for("/checkout", &deps).map(|d| d.service()),
+        Some("checkout")
+    );
     assert!(downstream_for("/", &deps).is_none());
     assert!(downstream_for("/product", &[]).is_none());
 }

@@ -8,7 +8,9 @@ use crate::detectors::MAX_SERVICES;
 use crate::episode::{Episode, Judgement};
 use crate::{Detector, finding_id, fmt_secs, score_above};
 use medic_config::{BaselineConfig, DetectorsConfig, ErrorRateConfig};
-use medic_core::{Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts};
+use medic_core::{
+    Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts,
+};
 
 const NAME: &str = "error_rate";
 
@@ -98,7 +100,8 @@ impl Detector for ErrorRate {
             baseline: Baseline::new(baseline),
             episode: Episode::default(),
         });
-        svc.window.observe(s.instance.as_deref().unwrap_or(""), s.ts, samples, &m);
+        svc.window
+            .observe(s.instance.as_deref().unwrap_or(""), s.ts, samples, &m);
     }
 
     fn evaluate(&mut self, now: Ts, out: &mut Vec<Finding>) {
@@ -162,7 +165,10 @@ impl Detector for ErrorRate {
     }
 
     fn footprint(&self) -> usize {
-        self.services.values().map(|s| 1 + s.window.footprint()).sum()
+        self.services
+            .values()
+            .map(|s| 1 + s.window.footprint())
+            .sum()
     }
 }
 
@@ -189,8 +195,16 @@ mod tests {
             service,
             instance,
             vec![
-                counter("http_requests_total", &[("route", "/x"), ("code", "200")], ok),
-                counter("http_requests_total", &[("route", "/x"), ("code", "500")], err),
+                counter(
+                    "http_requests_total",
+                    &[("route", "/x"), ("code", "200")],
+                    ok,
+                ),
+                counter(
+                    "http_requests_total",
+                    &[("route", "/x"), ("code", "500")],
+                    err,
+                ),
             ],
         )
     }
@@ -223,13 +237,20 @@ mod tests {
                         self.ok[i] += 1.0;
                     }
                 }
-                let s = scrape(t * 1000, "api", &format!("api-{i}"), self.ok[i], self.err[i]);
+                let s = scrape(
+                    t * 1000,
+                    "api",
+                    &format!("api-{i}"),
+                    self.ok[i],
+                    self.err[i],
+                );
                 self.d.observe(&s, &mut self.findings);
             }
             self.d.evaluate(Ts(t * 1000), &mut self.findings);
         }
         fn status(&self, t: i64) -> SymptomState {
-            self.d.status(&sym("api", FindingKind::ErrorRate), Ts(t * 1000))
+            self.d
+                .status(&sym("api", FindingKind::ErrorRate), Ts(t * 1000))
                 .unwrap_or(SymptomState::Unknown)
         }
     }
@@ -254,8 +275,14 @@ mod tests {
         // Sustain 2: the second anomalous evaluation, within the first seconds of the fault.
         assert!(f.ts >= Ts(61_000) && f.ts <= Ts(63_000), "at {}", f.ts.0);
         assert_eq!(f.service, "api");
-        assert!(f.summary.starts_with("error ratio ") && f.summary.contains("on api"), "{}", f.summary);
-        assert!(matches!(&f.evidence[0], Evidence::Metric { value, baseline: Some(b), .. } if *value > 0.1 && *b < 0.05));
+        assert!(
+            f.summary.starts_with("error ratio ") && f.summary.contains("on api"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            matches!(&f.evidence[0], Evidence::Metric { value, baseline: Some(b), .. } if *value > 0.1 && *b < 0.05)
+        );
         for t in 90..120 {
             sim.second(t, 0.0);
         }
@@ -278,8 +305,11 @@ mod tests {
             sim.second(t, 0.4);
         }
         assert_eq!(sim.status(599), SymptomState::Anomalous);
-        let Some(Evidence::Metric { baseline: Some(b), .. }) =
-            sim.d.describe(&sym("api", FindingKind::ErrorRate), Ts(599_000))
+        let Some(Evidence::Metric {
+            baseline: Some(b), ..
+        }) = sim
+            .d
+            .describe(&sym("api", FindingKind::ErrorRate), Ts(599_000))
         else {
             panic!("no evidence");
         };
@@ -316,7 +346,9 @@ mod tests {
             d.evaluate(Ts(t * 1000), &mut out);
         }
         assert_eq!(out.len(), 1);
-        let Some(Evidence::Metric { value, .. }) = d.describe(&sym("api", FindingKind::ErrorRate), Ts(39_000)) else {
+        let Some(Evidence::Metric { value, .. }) =
+            d.describe(&sym("api", FindingKind::ErrorRate), Ts(39_000))
+        else {
             panic!("no evidence");
         };
         assert!((value - 0.5).abs() < 0.01, "ratio {value}");
@@ -331,7 +363,13 @@ mod tests {
             for i in 0..n {
                 // Instances added later start with large counters: only their increase counts.
                 let base = if i == 0 { 0.0 } else { 50_000.0 };
-                let s = scrape(t * 1000, "api", &format!("api-{i}"), base + t as f64 * 20.0, 0.0);
+                let s = scrape(
+                    t * 1000,
+                    "api",
+                    &format!("api-{i}"),
+                    base + t as f64 * 20.0,
+                    0.0,
+                );
                 d.observe(&s, &mut out);
             }
             d.evaluate(Ts(t * 1000), &mut out);
@@ -339,10 +377,16 @@ mod tests {
         assert!(out.is_empty());
         let svc = d.services.get("api").map(|s| s.window.instances());
         assert_eq!(svc, Some(3));
-        assert_eq!(d.status(&sym("api", FindingKind::ErrorRate), Ts(59_000)), Some(SymptomState::Clear));
+        assert_eq!(
+            d.status(&sym("api", FindingKind::ErrorRate), Ts(59_000)),
+            Some(SymptomState::Clear)
+        );
         // Scaled back in: the silent instances are forgotten after a while.
         for t in 60..200 {
-            d.observe(&scrape(t * 1000, "api", "api-0", t as f64 * 20.0, 0.0), &mut out);
+            d.observe(
+                &scrape(t * 1000, "api", "api-0", t as f64 * 20.0, 0.0),
+                &mut out,
+            );
             d.evaluate(Ts(t * 1000), &mut out);
         }
         assert_eq!(d.services.get("api").map(|s| s.window.instances()), Some(1));
@@ -353,19 +397,37 @@ mod tests {
         let mut d = ErrorRate::new(&DetectorsConfig::default());
         let mut out = vec![];
         for t in 0..30 {
-            d.observe(&scrape(t * 1000, "api", "a", t as f64 * 20.0, 0.0), &mut out);
+            d.observe(
+                &scrape(t * 1000, "api", "a", t as f64 * 20.0, 0.0),
+                &mut out,
+            );
             d.evaluate(Ts(t * 1000), &mut out);
         }
-        assert_eq!(d.status(&sym("api", FindingKind::ErrorRate), Ts(29_000)), Some(SymptomState::Clear));
+        assert_eq!(
+            d.status(&sym("api", FindingKind::ErrorRate), Ts(29_000)),
+            Some(SymptomState::Clear)
+        );
         // Traffic stops; later only a trickle that fails.
         for t in 30..40 {
-            d.observe(&scrape(t * 1000, "api", "a", 600.0, (t - 29) as f64 * 0.2), &mut out);
+            d.observe(
+                &scrape(t * 1000, "api", "a", 600.0, (t - 29) as f64 * 0.2),
+                &mut out,
+            );
             d.evaluate(Ts(t * 1000), &mut out);
         }
         assert!(out.is_empty());
-        assert_eq!(d.status(&sym("api", FindingKind::ErrorRate), Ts(39_000)), Some(SymptomState::Unknown));
-        assert_eq!(d.status(&sym("api", FindingKind::ErrorRate), Ts(999_000)), Some(SymptomState::Unknown));
-        assert_eq!(d.status(&sym("nope", FindingKind::ErrorRate), Ts(0)), Some(SymptomState::Unknown));
+        assert_eq!(
+            d.status(&sym("api", FindingKind::ErrorRate), Ts(39_000)),
+            Some(SymptomState::Unknown)
+        );
+        assert_eq!(
+            d.status(&sym("api", FindingKind::ErrorRate), Ts(999_000)),
+            Some(SymptomState::Unknown)
+        );
+        assert_eq!(
+            d.status(&sym("nope", FindingKind::ErrorRate), Ts(0)),
+            Some(SymptomState::Unknown)
+        );
         assert_eq!(d.status(&sym("api", FindingKind::Latency), Ts(0)), None);
     }
 
@@ -374,12 +436,18 @@ mod tests {
         let mut d = ErrorRate::new(&DetectorsConfig::default());
         let mut out = vec![];
         for t in 0..30 {
-            d.observe(&scrape(t * 1000, "api", "a", t as f64 * 20.0, 0.0), &mut out);
+            d.observe(
+                &scrape(t * 1000, "api", "a", t as f64 * 20.0, 0.0),
+                &mut out,
+            );
             let bad = if t % 2 == 0 { f64::NAN } else { f64::INFINITY };
             d.observe(&scrape(t * 1000, "api", "a", bad, bad), &mut out);
             d.evaluate(Ts(t * 1000), &mut out);
         }
         assert!(out.is_empty());
-        assert_eq!(d.status(&sym("api", FindingKind::ErrorRate), Ts(29_000)), Some(SymptomState::Clear));
+        assert_eq!(
+            d.status(&sym("api", FindingKind::ErrorRate), Ts(29_000)),
+            Some(SymptomState::Clear)
+        );
     }
 }

@@ -8,7 +8,9 @@ use crate::detectors::MAX_SERVICES;
 use crate::episode::{Episode, Judgement};
 use crate::{Detector, finding_id, fmt_secs, score_above};
 use medic_config::{BaselineConfig, DetectorsConfig, LatencyConfig};
-use medic_core::{Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts};
+use medic_core::{
+    Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts,
+};
 
 const NAME: &str = "latency";
 /// Most distinct bucket bounds kept per slot; real histograms have a dozen or two.
@@ -193,9 +195,10 @@ impl Detector for Latency {
             baseline: Baseline::new(baseline),
             episode: Episode::default(),
         });
-        let inst = svc
-            .instances
-            .touch(s.instance.as_deref().unwrap_or(""), CounterInstance::default);
+        let inst = svc.instances.touch(
+            s.instance.as_deref().unwrap_or(""),
+            CounterInstance::default,
+        );
         let mut scrape: Buckets = Vec::new();
         for m in samples.iter().filter(|m| m.name == metric) {
             let Some(le) = m.label("le").and_then(parse_le) else {
@@ -271,15 +274,20 @@ impl Detector for Latency {
         }
         let svc = self.services.get(&symptom.service)?;
         let r = reading(&self.cfg, svc, now)?;
-        Some(evidence(&symptom.service, now, self.cfg.quantile, r, svc.baseline.mean()))
+        Some(evidence(
+            &symptom.service,
+            now,
+            self.cfg.quantile,
+            r,
+            svc.baseline.mean(),
+        ))
     }
 
     fn footprint(&self) -> usize {
         self.services
             .values()
             .map(|s| {
-                1 + s.slots.len()
-                    + s.instances.values().map(|i| 1 + i.series()).sum::<usize>()
+                1 + s.slots.len() + s.instances.values().map(|i| 1 + i.series()).sum::<usize>()
             })
             .sum()
     }
@@ -308,16 +316,27 @@ mod tests {
 
     #[test]
     fn quantile_matches_prometheus() {
-        let b = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (f64::INFINITY, 100.0)];
+        let b = [
+            (0.1, 50.0),
+            (0.5, 90.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
         let q = |q| histogram_quantile(q, &b).unwrap_or(f64::NAN);
         assert!((q(0.5) - 0.1).abs() < 1e-9);
         assert!((q(0.25) - 0.05).abs() < 1e-9);
         assert!((q(0.7) - 0.3).abs() < 1e-9);
         assert!((q(0.95) - 0.75).abs() < 1e-9);
         // Everything in +Inf: the highest finite bound.
-        assert_eq!(histogram_quantile(0.99, &[(1.0, 0.0), (f64::INFINITY, 5.0)]), Some(1.0));
+        assert_eq!(
+            histogram_quantile(0.99, &[(1.0, 0.0), (f64::INFINITY, 5.0)]),
+            Some(1.0)
+        );
         assert_eq!(histogram_quantile(0.5, &[(1.0, 3.0)]), None);
-        assert_eq!(histogram_quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]), None);
+        assert_eq!(
+            histogram_quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]),
+            None
+        );
         assert_eq!(histogram_quantile(f64::NAN, &b), None);
         // Non-monotonic input is repaired rather than producing nonsense.
         let bad = [(0.1, 10.0), (0.5, 5.0), (f64::INFINITY, 10.0)];
@@ -359,8 +378,15 @@ mod tests {
         }
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].ts >= Ts(60_000) && out[0].ts <= Ts(62_000));
-        assert!(out[0].summary.starts_with("p99 latency "), "{}", out[0].summary);
-        let Some(Evidence::Metric { baseline: Some(b), .. }) = out[0].evidence.first() else {
+        assert!(
+            out[0].summary.starts_with("p99 latency "),
+            "{}",
+            out[0].summary
+        );
+        let Some(Evidence::Metric {
+            baseline: Some(b), ..
+        }) = out[0].evidence.first()
+        else {
             panic!("no metric evidence");
         };
         assert!(*b < 0.06, "baseline {b}");
@@ -375,18 +401,42 @@ mod tests {
             "shop",
             "x",
             vec![
-                counter("http_request_duration_seconds_bucket", &[("le", "NaN")], 5.0),
-                counter("http_request_duration_seconds_bucket", &[("le", "abc")], 5.0),
+                counter(
+                    "http_request_duration_seconds_bucket",
+                    &[("le", "NaN")],
+                    5.0,
+                ),
+                counter(
+                    "http_request_duration_seconds_bucket",
+                    &[("le", "abc")],
+                    5.0,
+                ),
                 counter("http_request_duration_seconds_bucket", &[], 5.0),
-                counter("http_request_duration_seconds_bucket", &[("le", "+Inf")], f64::NAN),
+                counter(
+                    "http_request_duration_seconds_bucket",
+                    &[("le", "+Inf")],
+                    f64::NAN,
+                ),
             ],
         );
         for t in 0..20 {
-            d.observe(&Signal { ts: Ts(t * 1000), ..bad.clone() }, &mut out);
+            d.observe(
+                &Signal {
+                    ts: Ts(t * 1000),
+                    ..bad.clone()
+                },
+                &mut out,
+            );
             d.evaluate(Ts(t * 1000), &mut out);
         }
         assert!(out.is_empty());
-        assert_eq!(d.status(&sym("shop", FindingKind::Latency), Ts(19_000)), Some(SymptomState::Unknown));
-        assert_eq!(d.describe(&sym("shop", FindingKind::Latency), Ts(19_000)), None);
+        assert_eq!(
+            d.status(&sym("shop", FindingKind::Latency), Ts(19_000)),
+            Some(SymptomState::Unknown)
+        );
+        assert_eq!(
+            d.describe(&sym("shop", FindingKind::Latency), Ts(19_000)),
+            None
+        );
     }
 }

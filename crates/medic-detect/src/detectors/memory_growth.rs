@@ -8,7 +8,9 @@ use crate::detectors::MAX_SERVICES;
 use crate::episode::{Episode, Judgement};
 use crate::{Detector, finding_id, fmt_bytes, fmt_secs, score_above};
 use medic_config::{BaselineConfig, DetectorsConfig, MemoryGrowthConfig};
-use medic_core::{Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts};
+use medic_core::{
+    Evidence, Finding, FindingKind, Signal, SignalPayload, Symptom, SymptomState, Ts,
+};
 use std::collections::VecDeque;
 
 const NAME: &str = "memory_growth";
@@ -72,7 +74,9 @@ struct Fit {
 }
 
 fn window_ms(cfg: &MemoryGrowthConfig) -> i64 {
-    i64::try_from(cfg.window.as_millis()).unwrap_or(i64::MAX / 4).max(1)
+    i64::try_from(cfg.window.as_millis())
+        .unwrap_or(i64::MAX / 4)
+        .max(1)
 }
 
 /// Least-squares slope (bytes per second) and latest value, when the window holds at least
@@ -114,7 +118,11 @@ fn judge_fit(cfg: &MemoryGrowthConfig, baseline: &Baseline, f: Option<Fit>) -> J
 
 /// The service verdict and its worst instance (the fastest-growing anomalous one, else the
 /// fastest-growing one).
-fn judge_service(cfg: &MemoryGrowthConfig, svc: &Service, now: Ts) -> (Judgement, Option<(String, Fit)>) {
+fn judge_service(
+    cfg: &MemoryGrowthConfig,
+    svc: &Service,
+    now: Ts,
+) -> (Judgement, Option<(String, Fit)>) {
     let mut verdict = Judgement::Unknown;
     let mut worst: Option<(String, Fit, Judgement)> = None;
     for (name, inst) in svc.instances.iter() {
@@ -228,7 +236,11 @@ impl Detector for MemoryGrowth {
                     .values()
                     .filter_map(|i| fit(cfg, i, now))
                     .filter(|f| f.slope < cfg.min_bytes_per_second)
-                    .filter(|f| svc.baseline.mean().is_none_or(|b| f.rss < cfg.min_ratio * b))
+                    .filter(|f| {
+                        svc.baseline
+                            .mean()
+                            .is_none_or(|b| f.rss < cfg.min_ratio * b)
+                    })
                     .map(|f| f.rss)
                     .collect();
                 for v in healthy {
@@ -280,7 +292,13 @@ impl Detector for MemoryGrowth {
     fn footprint(&self) -> usize {
         self.services
             .values()
-            .map(|s| 1 + s.instances.values().map(|i| 1 + i.samples.len()).sum::<usize>())
+            .map(|s| {
+                1 + s
+                    .instances
+                    .values()
+                    .map(|i| 1 + i.samples.len())
+                    .sum::<usize>()
+            })
             .sum()
     }
 }
@@ -304,17 +322,30 @@ mod tests {
         assert_eq!(status(&d, 0), Some(SymptomState::Unknown));
         let mut leak = 0.0;
         for t in 0..120 {
-            let (pid, rss0) = if t < 90 { (100, 20.0 * MIB) } else { (200, 19.0 * MIB) };
+            let (pid, rss0) = if t < 90 {
+                (100, 20.0 * MIB)
+            } else {
+                (200, 19.0 * MIB)
+            };
             if (40..90).contains(&t) {
                 leak += 4.0 * MIB;
             }
             if t == 90 {
                 leak = 0.0;
-                d.observe(&process(t * 1000, "api", "api-0", ProcessEventKind::Started, ""), &mut out);
+                d.observe(
+                    &process(t * 1000, "api", "api-0", ProcessEventKind::Started, ""),
+                    &mut out,
+                );
             }
             let noise = (rng.unit() - 0.5) * 2.0 * MIB;
-            d.observe(&stats(t * 1000, "api", "api-0", pid, rss0 + leak + noise), &mut out);
-            d.observe(&stats(t * 1000, "api", "api-1", 300, 22.0 * MIB + noise), &mut out);
+            d.observe(
+                &stats(t * 1000, "api", "api-0", pid, rss0 + leak + noise),
+                &mut out,
+            );
+            d.observe(
+                &stats(t * 1000, "api", "api-1", 300, 22.0 * MIB + noise),
+                &mut out,
+            );
             d.evaluate(Ts(t * 1000), &mut out);
             if t < 40 {
                 assert!(out.is_empty(), "t={t}: {out:?}");
@@ -331,23 +362,31 @@ mod tests {
         assert_eq!(f.instance.as_deref(), Some("api-0"));
         // Growth of 4 MiB/s passes 1.5 × ~21 MiB about 3 s in.
         assert!(f.ts >= Ts(42_000) && f.ts <= Ts(50_000), "at {}", f.ts.0);
-        let Some(Evidence::Metric { baseline: Some(b), .. }) = f.evidence.first() else {
+        let Some(Evidence::Metric {
+            baseline: Some(b), ..
+        }) = f.evidence.first()
+        else {
             panic!("no metric evidence");
         };
         assert!((*b - 21.0 * MIB).abs() < 2.0 * MIB, "baseline {b}");
-        let Some(Evidence::Metric { baseline: Some(b2), .. }) =
-            d.describe(&sym("api", FindingKind::MemoryGrowth), Ts(119_000))
+        let Some(Evidence::Metric {
+            baseline: Some(b2), ..
+        }) = d.describe(&sym("api", FindingKind::MemoryGrowth), Ts(119_000))
         else {
             panic!("no describe");
         };
-        assert!((b2 - 21.0 * MIB).abs() < 2.0 * MIB, "baseline after leak {b2}");
+        assert!(
+            (b2 - 21.0 * MIB).abs() < 2.0 * MIB,
+            "baseline after leak {b2}"
+        );
     }
 
     #[test]
     fn gauge_metric_and_restart_drop() {
         let mut d = MemoryGrowth::new(&DetectorsConfig::default());
         let mut out = vec![];
-        let gauge = |t: i64, v: f64| metrics(t * 1000, "api", "api-0", vec![counter(RSS_METRIC, &[], v)]);
+        let gauge =
+            |t: i64, v: f64| metrics(t * 1000, "api", "api-0", vec![counter(RSS_METRIC, &[], v)]);
         for t in 0..30 {
             d.observe(&gauge(t, 30.0 * MIB), &mut out);
             d.observe(&gauge(t, f64::NAN), &mut out);
@@ -356,7 +395,10 @@ mod tests {
         }
         assert_eq!(status(&d, 29), Some(SymptomState::Clear));
         for t in 30..60 {
-            d.observe(&gauge(t, 30.0 * MIB + (t - 29) as f64 * 5.0 * MIB), &mut out);
+            d.observe(
+                &gauge(t, 30.0 * MIB + (t - 29) as f64 * 5.0 * MIB),
+                &mut out,
+            );
             d.evaluate(Ts(t * 1000), &mut out);
         }
         assert_eq!(out.len(), 1);

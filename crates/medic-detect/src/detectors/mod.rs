@@ -22,12 +22,26 @@ pub fn registered(cfg: &DetectorsConfig) -> Vec<Box<dyn Detector>> {
             all.push(make());
         }
     };
-    register(cfg.error_rate.enabled, &|| Box::new(error_rate::ErrorRate::new(cfg)));
-    register(cfg.latency.enabled, &|| Box::new(latency::Latency::new(cfg)));
-    register(cfg.memory_growth.enabled, &|| Box::new(memory_growth::MemoryGrowth::new(cfg)));
-    register(cfg.restarts.enabled, &|| Box::new(restarts::Restarts::new(cfg)));
-    register(cfg.log_errors.enabled, &|| Box::new(log_errors::LogErrors::new(cfg)));
-    register(cfg.traffic.enabled, &|| Box::new(traffic::Traffic::new(cfg)));
-    register(cfg.target_down.enabled, &|| Box::new(target_down::TargetDown::new(cfg)));
+    register(cfg.error_rate.enabled, &|| {
+        Box::new(error_rate::ErrorRate::new(cfg))
+    });
+    register(cfg.latency.enabled, &|| {
+        Box::new(latency::Latency::new(cfg))
+    });
+    register(cfg.memory_growth.enabled, &|| {
+        Box::new(memory_growth::MemoryGrowth::new(cfg))
+    });
+    register(cfg.restarts.enabled, &|| {
+        Box::new(restarts::Restarts::new(cfg))
+    });
+    register(cfg.log_errors.enabled, &|| {
+        Box::new(log_errors::LogErrors::new(cfg))
+    });
+    register(cfg.traffic.enabled, &|| {
+        Box::new(traffic::Traffic::new(cfg))
+    });
+    register(cfg.target_down.enabled, &|| {
+        Box::new(target_down::TargetDown::new(cfg))
+    });
     all
 }

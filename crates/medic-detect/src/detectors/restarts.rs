@@ -3,11 +3,11 @@
 
 use crate::bounded::BoundedMap;
 use crate::detectors::MAX_SERVICES;
-use crate::{Detector, finding_id, fmt_secs};
+use crate::{Detector, finding_id, fmt_secs, secs_between};
 use medic_config::{DetectorsConfig, RestartsConfig};
 use medic_core::{
-    Evidence, Finding, FindingKind, ProcessEvent, ProcessEventKind, Signal, SignalPayload,
-    Symptom, SymptomState, Ts,
+    Evidence, Finding, FindingKind, ProcessEvent, ProcessEventKind, Signal, SignalPayload, Symptom,
+    SymptomState, Ts,
 };
 use std::collections::VecDeque;
 
@@ -27,12 +27,11 @@ pub struct Restarts {
 #[derive(Debug, Clone)]
 struct Exit {
     ts: Ts,
-    instance: String,
     oom: bool,
     description: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Service {
     exits: VecDeque<Exit>,
     /// Instances that exited unexpectedly and have not started since: (exit time, was OOM).
@@ -45,13 +44,20 @@ struct Service {
 impl Service {
     fn new() -> Self {
         Service {
+            exits: VecDeque::new(),
             down: BoundedMap::new(MAX_DOWN),
-            ..Service::default()
+            exit_episode: false,
+            oom_episode: false,
+            loop_episode: false,
         }
     }
 
     fn last_exit(&self, oom_only: bool) -> Option<Ts> {
-        self.exits.iter().filter(|e| !oom_only || e.oom).map(|e| e.ts).max()
+        self.exits
+            .iter()
+            .filter(|e| !oom_only || e.oom)
+            .map(|e| e.ts)
+            .max()
     }
 
     /// Anomalous until `clear_after` has passed since the last relevant exit and every
@@ -64,7 +70,7 @@ impl Service {
         let still_down = self.down.values().any(|(_, oom)| !oom_only || *oom);
         let recent = self
             .last_exit(oom_only)
-            .is_some_and(|last| now.secs_since(last) < cfg.clear_after.as_secs_f64());
+            .is_some_and(|last| secs_between(now, last) < cfg.clear_after.as_secs_f64());
         if recent || still_down {
             SymptomState::Anomalous
         } else {
@@ -76,7 +82,7 @@ impl Service {
         let w = cfg.crash_loop_window.as_secs_f64();
         self.exits
             .iter()
-            .filter(|e| now.secs_since(e.ts) <= w && e.ts <= now)
+            .filter(|e| secs_between(now, e.ts) <= w && e.ts <= now)
             .count()
     }
 }
@@ -139,7 +145,11 @@ impl Detector for Restarts {
         let instance = s.instance.as_deref().unwrap_or("");
         let svc = self.services.touch(service, Service::new);
         if ev.kind == ProcessEventKind::Started {
-            if svc.down.get(instance).is_some_and(|(exit, _)| *exit <= s.ts) {
+            if svc
+                .down
+                .get(instance)
+                .is_some_and(|(exit, _)| *exit <= s.ts)
+            {
                 svc.down.remove(instance);
             }
             return;
@@ -150,7 +160,6 @@ impl Detector for Restarts {
         let oom = ev.reason == "OOMKilled";
         let exit = Exit {
             ts: s.ts,
-            instance: instance.to_string(),
             oom,
             description: describe_exit(instance, ev),
         };
@@ -190,11 +199,18 @@ impl Detector for Restarts {
             } else {
                 ("exited unexpectedly", 0.6)
             };
-            let who = if instance.is_empty() { service.as_str() } else { instance };
+            let who = if instance.is_empty() {
+                service.as_str()
+            } else {
+                instance
+            };
             emit(
                 kind,
                 score,
-                format!("{who} {what} on {service} ({count} unexpected exits in {})", fmt_secs(cfg.crash_loop_window)),
+                format!(
+                    "{who} {what} on {service} ({count} unexpected exits in {})",
+                    fmt_secs(cfg.crash_loop_window)
+                ),
                 vec![event.clone(), count_metric(service, s.ts, count)],
             );
         }
@@ -230,10 +246,13 @@ impl Detector for Restarts {
         let keep = cfg.crash_loop_window.max(cfg.clear_after).as_secs_f64();
         for (_, svc) in self.services.iter_mut() {
             // Episodes end once their symptom is clear; `clear_after` is the hysteresis.
-            if svc.exit_episode && svc.state(cfg, FindingKind::ProcessExit, now) == SymptomState::Clear {
+            if svc.exit_episode
+                && svc.state(cfg, FindingKind::ProcessExit, now) == SymptomState::Clear
+            {
                 svc.exit_episode = false;
             }
-            if svc.oom_episode && svc.state(cfg, FindingKind::OomKilled, now) == SymptomState::Clear {
+            if svc.oom_episode && svc.state(cfg, FindingKind::OomKilled, now) == SymptomState::Clear
+            {
                 svc.oom_episode = false;
             }
             if svc.loop_episode
@@ -243,7 +262,12 @@ impl Detector for Restarts {
                 svc.loop_episode = false;
             }
             // Exits older than any window that reads them only cost memory.
-            while svc.exits.len() > 1 && svc.exits.front().is_some_and(|e| now.secs_since(e.ts) > keep) {
+            while svc.exits.len() > 1
+                && svc
+                    .exits
+                    .front()
+                    .is_some_and(|e| secs_between(now, e.ts) > keep)
+            {
                 svc.exits.pop_front();
             }
         }
@@ -270,11 +294,18 @@ impl Detector for Restarts {
             return None;
         }
         let svc = self.services.get(&symptom.service)?;
-        Some(count_metric(&symptom.service, now, svc.exits_within(&self.cfg, now)))
+        Some(count_metric(
+            &symptom.service,
+            now,
+            svc.exits_within(&self.cfg, now),
+        ))
     }
 
     fn footprint(&self) -> usize {
-        self.services.values().map(|s| 1 + s.exits.len() + s.down.len()).sum()
+        self.services
+            .values()
+            .map(|s| 1 + s.exits.len() + s.down.len())
+            .sum()
     }
 }
 
@@ -297,25 +328,47 @@ mod tests {
     fn single_crash_then_restart_clears() {
         let mut d = Restarts::new(&DetectorsConfig::default());
         let mut out = vec![];
-        assert_eq!(st(&d, FindingKind::ProcessExit, 0), Some(SymptomState::Unknown));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 0),
+            Some(SymptomState::Unknown)
+        );
         d.observe(&start(0, "db-0"), &mut out);
         d.observe(&exit(1_000, "db-0", "Stopped"), &mut out);
         assert!(out.is_empty(), "a requested stop is not a failure");
-        assert_eq!(st(&d, FindingKind::ProcessExit, 1_000), Some(SymptomState::Clear));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 1_000),
+            Some(SymptomState::Clear)
+        );
         d.observe(&exit(10_000, "db-0", "Error"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, FindingKind::ProcessExit);
-        assert!(out[0].summary.contains("db-0 exited unexpectedly"), "{}", out[0].summary);
+        assert!(
+            out[0].summary.contains("db-0 exited unexpectedly"),
+            "{}",
+            out[0].summary
+        );
         let Evidence::Event { description, .. } = &out[0].evidence[0] else {
             panic!("no event evidence");
         };
-        assert!(description.contains("reason Error") && description.contains("release v1"), "{description}");
+        assert!(
+            description.contains("reason Error") && description.contains("release v1"),
+            "{description}"
+        );
         d.observe(&start(11_000, "db-0"), &mut out);
         d.evaluate(Ts(12_000), &mut out);
-        assert_eq!(st(&d, FindingKind::ProcessExit, 12_000), Some(SymptomState::Anomalous));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 12_000),
+            Some(SymptomState::Anomalous)
+        );
         d.evaluate(Ts(18_001), &mut out);
-        assert_eq!(st(&d, FindingKind::ProcessExit, 18_001), Some(SymptomState::Clear));
-        assert_eq!(st(&d, FindingKind::CrashLoop, 18_001), Some(SymptomState::Clear));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 18_001),
+            Some(SymptomState::Clear)
+        );
+        assert_eq!(
+            st(&d, FindingKind::CrashLoop, 18_001),
+            Some(SymptomState::Clear)
+        );
         assert_eq!(out.len(), 1);
         // Much later, another crash is a new episode (and, alone in its window, no loop).
         d.observe(&exit(100_000, "db-0", "Error"), &mut out);
@@ -328,12 +381,21 @@ mod tests {
         let mut out = vec![];
         d.observe(&exit(1_000, "db-0", "Error"), &mut out);
         d.evaluate(Ts(60_000), &mut out);
-        assert_eq!(st(&d, FindingKind::ProcessExit, 60_000), Some(SymptomState::Anomalous));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 60_000),
+            Some(SymptomState::Anomalous)
+        );
         // A stale Started (before the exit) does not count.
         d.observe(&start(500, "db-0"), &mut out);
-        assert_eq!(st(&d, FindingKind::ProcessExit, 60_000), Some(SymptomState::Anomalous));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 60_000),
+            Some(SymptomState::Anomalous)
+        );
         d.observe(&start(61_000, "db-0"), &mut out);
-        assert_eq!(st(&d, FindingKind::ProcessExit, 61_000), Some(SymptomState::Clear));
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 61_000),
+            Some(SymptomState::Clear)
+        );
     }
 
     #[test]
@@ -341,9 +403,18 @@ mod tests {
         let mut d = Restarts::new(&DetectorsConfig::default());
         let mut out = vec![];
         d.observe(&exit(1_000, "db-0", "OOMKilled"), &mut out);
-        assert_eq!(out.iter().map(|f| f.kind).collect::<Vec<_>>(), vec![FindingKind::OomKilled]);
-        assert_eq!(st(&d, FindingKind::OomKilled, 2_000), Some(SymptomState::Anomalous));
-        assert_eq!(st(&d, FindingKind::ProcessExit, 2_000), Some(SymptomState::Anomalous));
+        assert_eq!(
+            out.iter().map(|f| f.kind).collect::<Vec<_>>(),
+            vec![FindingKind::OomKilled]
+        );
+        assert_eq!(
+            st(&d, FindingKind::OomKilled, 2_000),
+            Some(SymptomState::Anomalous)
+        );
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 2_000),
+            Some(SymptomState::Anomalous)
+        );
         d.observe(&start(2_000, "db-0"), &mut out);
         d.observe(&exit(5_000, "db-0", "OOMKilled"), &mut out);
         assert_eq!(
@@ -351,7 +422,10 @@ mod tests {
             vec![FindingKind::OomKilled, FindingKind::CrashLoop]
         );
         assert_ne!(out[0].id, out[1].id);
-        assert_eq!(st(&d, FindingKind::CrashLoop, 6_000), Some(SymptomState::Anomalous));
+        assert_eq!(
+            st(&d, FindingKind::CrashLoop, 6_000),
+            Some(SymptomState::Anomalous)
+        );
         for t in [7_000, 9_000, 11_000] {
             d.observe(&start(t - 500, "db-0"), &mut out);
             d.observe(&exit(t, "db-0", "Error"), &mut out);
@@ -361,7 +435,11 @@ mod tests {
         assert_eq!(out.len(), 3, "{out:?}");
         d.observe(&start(12_000, "db-0"), &mut out);
         d.evaluate(Ts(30_000), &mut out);
-        for k in [FindingKind::CrashLoop, FindingKind::OomKilled, FindingKind::ProcessExit] {
+        for k in [
+            FindingKind::CrashLoop,
+            FindingKind::OomKilled,
+            FindingKind::ProcessExit,
+        ] {
             assert_eq!(st(&d, k, 30_000), Some(SymptomState::Clear), "{k:?}");
         }
         assert!(matches!(

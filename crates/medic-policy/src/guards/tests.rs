@@ -1,5 +1,5 @@
 use super::*;
-use crate::decide;
+use crate::{decide, explain};
 use medic_core::{Action, Cause, Decision, ExecutionStatus, Mode};
 use std::path::PathBuf;
 
@@ -35,6 +35,7 @@ fn done(kind: ActionKind, target: &str, secs_before: i64) -> Execution {
         idempotency_key: format!("{kind}-{target}-{secs_before}"),
         incident: "i".into(),
         attempt: 1,
+        policy: String::new(),
         action: Action {
             kind,
             target: target.into(),
@@ -250,6 +251,7 @@ fn no_action_is_never_volume_limited() {
         executions: vec![done(ActionKind::NoAction, "a", 1)],
         in_flight: 5,
         attempts_this_incident: 9,
+        incident: "i".into(),
         planned_services: ["a".to_string()].into(),
     };
     let p = plan(ActionKind::NoAction, "a");
@@ -305,4 +307,44 @@ fn decide_denies_with_the_first_failing_guard() {
         Decision::Denied(r) => assert!(r.starts_with("concurrency:"), "{r}"),
         d => panic!("{d:?}"),
     }
+}
+
+#[test]
+fn explain_lists_every_guard_with_its_verdict() {
+    let c = GuardsConfig::default();
+    let mut p = restart("catalog");
+    p.confidence = 0.1;
+    let h = history(vec![done(ActionKind::RestartWorkload, "catalog", 10)]);
+    let verdicts = explain(&p, &h, &c, false, T0);
+    let names: Vec<&str> = verdicts.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names.len(), ACTION_GUARDS.len() + 2);
+    assert_eq!(
+        (names[0], names[names.len() - 1]),
+        ("kill_switch", "confidence")
+    );
+    let denied: Vec<&str> = verdicts
+        .iter()
+        .filter(|(_, v)| !v.is_allow())
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(denied, ["cooldown", "confidence"]);
+}
+
+#[test]
+fn cooldown_is_per_policy_and_ignores_the_incidents_own_retries() {
+    let mut own = done(ActionKind::RestartWorkload, "a", 10);
+    own.policy = "p".into();
+    own.incident = "mine".into();
+    let mut h = History { executions: vec![own.clone()], incident: "mine".into(), ..History::default() };
+    let mut p = plan(ActionKind::RestartWorkload, "a");
+    p.policy = "p".into();
+    p.cooldown_s = 120.0;
+    // The same incident's earlier attempt: max_attempts governs, not the cooldown.
+    assert!(cooldown(&p, &h, &GuardsConfig::default(), T0).is_allow());
+    // Another incident's action by the same policy on the same target: cooldown applies.
+    h.incident = "other".into();
+    assert!(!cooldown(&p, &h, &GuardsConfig::default(), T0).is_allow());
+    // ...but not one by a different policy.
+    p.policy = "q".into();
+    assert!(cooldown(&p, &h, &GuardsConfig::default(), T0).is_allow());
 }

@@ -35,7 +35,10 @@ impl LogFilesSource {
             return Err(super::invalid(cfg, "expected a log_files source"));
         };
         if paths.is_empty() {
-            return Err(super::invalid(cfg, "`paths` must name at least one file or pattern"));
+            return Err(super::invalid(
+                cfg,
+                "`paths` must name at least one file or pattern",
+            ));
         }
         Ok(Box::new(LogFilesSource {
             name: cfg.name.clone(),
@@ -85,10 +88,12 @@ impl LogFilesSource {
                 next_poll = Instant::now() + self.poll;
                 let now = Instant::now();
                 for line in lines {
-                    let state = files.entry(line.path.clone()).or_insert_with(|| FileRecords {
-                        joiner: RecordJoiner::new(),
-                        last_line: now,
-                    });
+                    let state = files
+                        .entry(line.path.clone())
+                        .or_insert_with(|| FileRecords {
+                            joiner: RecordJoiner::new(),
+                            last_line: now,
+                        });
                     state.last_line = now;
                     if let Some(rec) = state.joiner.push(line.text, &ctx.stats)
                         && !ctx.emit(self.signal(&line.path, rec)).await

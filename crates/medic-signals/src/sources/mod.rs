@@ -2,8 +2,8 @@
 
 pub(crate) mod change_calendar;
 pub(crate) mod log_files;
-pub(crate) mod procfs;
 pub(crate) mod process_events;
+pub(crate) mod procfs;
 pub(crate) mod prometheus_scrape;
 
 use crate::SignalsError;
@@ -31,7 +31,9 @@ pub(crate) trait Source: Send {
 pub(crate) fn build(cfg: &SourceConfig) -> Result<Box<dyn Source>, SignalsError> {
     match &cfg.kind {
         SourceKind::LogFiles { .. } => log_files::LogFilesSource::build(cfg),
-        SourceKind::PrometheusScrape { .. } => prometheus_scrape::PrometheusScrapeSource::build(cfg),
+        SourceKind::PrometheusScrape { .. } => {
+            prometheus_scrape::PrometheusScrapeSource::build(cfg)
+        }
         SourceKind::Procfs { .. } => procfs::ProcfsSource::build(cfg),
         SourceKind::ProcessEvents { .. } => process_events::ProcessEventsSource::build(cfg),
         SourceKind::ChangeCalendar { .. } => change_calendar::ChangeCalendarSource::build(cfg),
@@ -97,7 +99,11 @@ pub(crate) fn pattern(cfg: &SourceConfig, p: &str) -> Result<PathPattern, Signal
     })
 }
 
-pub(crate) fn positive(cfg: &SourceConfig, what: &str, d: Duration) -> Result<Duration, SignalsError> {
+pub(crate) fn positive(
+    cfg: &SourceConfig,
+    what: &str,
+    d: Duration,
+) -> Result<Duration, SignalsError> {
     if d.is_zero() {
         return Err(invalid(cfg, format!("`{what}` must be greater than zero")));
     }

@@ -42,6 +42,8 @@ impl Source for ProcessEventsSource {
 
     fn run(self: Box<Self>, ctx: SourceContext) -> SourceFuture {
         let name = self.name.clone();
-        Box::pin(run_json_lines(ctx, self.path, move |line| decode(&name, line)))
+        Box::pin(run_json_lines(ctx, self.path, move |line| {
+            decode(&name, line)
+        }))
     }
 }

@@ -148,7 +148,10 @@ fn sweep(pid_files: &PathPattern) -> Vec<Reading> {
         .expand()
         .into_iter()
         .map(|path| {
-            let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|t| parse_pid(&t)) else {
+            let Some(pid) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| parse_pid(&t))
+            else {
                 return Reading::InvalidPidFile;
             };
             match read_process_stats(pid) {
@@ -244,7 +247,10 @@ mod tests {
     #[test]
     fn vanished_process() {
         // Above the kernel's pid_max limit (4194304), so never a live process.
-        assert!(matches!(read_process_stats(4_194_305), Err(ProcError::Vanished(_))));
+        assert!(matches!(
+            read_process_stats(4_194_305),
+            Err(ProcError::Vanished(_))
+        ));
     }
 
     #[test]
@@ -259,7 +265,10 @@ mod tests {
 
     #[test]
     fn status_rss() {
-        assert_eq!(parse_status_rss("Name:\tx\nVmRSS:\t  2048 kB\n").unwrap(), 2048 * 1024);
+        assert_eq!(
+            parse_status_rss("Name:\tx\nVmRSS:\t  2048 kB\n").unwrap(),
+            2048 * 1024
+        );
         assert_eq!(parse_status_rss("Name:\tkthreadd\n").unwrap(), 0);
         assert!(parse_status_rss("VmRSS: lots\n").is_err());
         assert!(parse_status_rss("VmRSS: 5 MB\n").is_err());
@@ -277,7 +286,11 @@ mod tests {
     #[test]
     fn sweep_classifies_pid_files() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("self-0.pid"), format!("{}\n", std::process::id())).unwrap();
+        std::fs::write(
+            d.path().join("self-0.pid"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
         std::fs::write(d.path().join("garbage-0.pid"), "not a pid").unwrap();
         std::fs::write(d.path().join("stale-0.pid"), "4194305").unwrap();
         let p = PathPattern::parse(d.path().join("*.pid").to_str().unwrap()).unwrap();

@@ -86,7 +86,10 @@ impl PrometheusScrapeSource {
             return Err(super::invalid(cfg, "expected a prometheus_scrape source"));
         };
         if file_sd.is_none() && targets.is_empty() {
-            return Err(super::invalid(cfg, "expected `file_sd` or at least one target"));
+            return Err(super::invalid(
+                cfg,
+                "expected `file_sd` or at least one target",
+            ));
         }
         let client = reqwest::Client::builder()
             .timeout(positive(cfg, "timeout", *timeout)?)
@@ -115,7 +118,10 @@ pub(crate) async fn scrape(
     if !resp.status().is_success() {
         return Err(format!("{url} answered HTTP {}", resp.status()));
     }
-    if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
         return Err(format!("{url}: body exceeds {MAX_BODY_BYTES} bytes"));
     }
     let mut body = Vec::new();
@@ -177,7 +183,12 @@ impl PrometheusScrapeSource {
                     }
                 }
             }
-            let mut targets: Vec<Target> = self.static_targets.iter().chain(&sd_targets).cloned().collect();
+            let mut targets: Vec<Target> = self
+                .static_targets
+                .iter()
+                .chain(&sd_targets)
+                .cloned()
+                .collect();
             targets.sort();
             targets.dedup();
 
@@ -232,5 +243,40 @@ impl Source for PrometheusScrapeSource {
 
     fn run(self: Box<Self>, ctx: SourceContext) -> SourceFuture {
         Box::pin(self.run_loop(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sd_targets() {
+        let t = parse_file_sd(
+            r#"[{"targets":["127.0.0.1:1","127.0.0.1:2"],"labels":{"service":"checkout","instance":"checkout-0"}},
+                {"targets":["http://h:9/m"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0].url, "http://127.0.0.1:1/metrics");
+        assert_eq!(t[0].service.as_deref(), Some("checkout"));
+        assert_eq!(t[1].instance.as_deref(), Some("checkout-0"));
+        assert_eq!(t[2].url, "http://h:9/m");
+        assert_eq!(t[2].service, None);
+        assert_eq!(t[2].instance.as_deref(), Some("http://h:9/m"));
+    }
+
+    #[test]
+    fn file_sd_malformed() {
+        for bad in [
+            "",
+            "{}",
+            "[{\"targets\":",
+            "[{\"labels\":{}}]",
+            "[{\"targets\":[1]}]",
+        ] {
+            assert!(parse_file_sd(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_file_sd("[]").unwrap(), vec![]);
     }
 }

@@ -1,0 +1,298 @@
+use super::*;
+use medic_core::{FindingKind, Symptom, SymptomState::*};
+
+fn symptom(service: &str, kind: FindingKind) -> Symptom {
+    Symptom {
+        service: service.into(),
+        kind,
+    }
+}
+
+fn errors() -> Symptom {
+    symptom("checkout", FindingKind::ErrorRate)
+}
+
+fn latency() -> Symptom {
+    symptom("frontend", FindingKind::Latency)
+}
+
+const START: i64 = 1_000_000;
+
+fn secs(s: i64) -> Ts {
+    Ts(START + s * 1000)
+}
+
+/// Verification of both symptoms, 30 s window, deadline at 120 s.
+fn verification() -> Verification {
+    Verification::new(
+        vec![errors(), latency()],
+        Duration::from_secs(30),
+        secs(0),
+        secs(120),
+    )
+}
+
+/// Feeds one observation per second from `from` to `to` (inclusive); returns the first
+/// decided status and when, or the last pending one.
+fn run(
+    v: &mut Verification,
+    from: i64,
+    to: i64,
+    states: impl Fn(i64) -> Vec<(Symptom, SymptomState)>,
+) -> (i64, VerifyStatus) {
+    let mut last = (from, VerifyStatus::Pending { clear_since: None });
+    for t in from..=to {
+        let status = v.observe(secs(t), &states(t));
+        let decided = !matches!(status, VerifyStatus::Pending { .. });
+        last = (t, status);
+        if decided {
+            break;
+        }
+    }
+    last
+}
+
+#[test]
+fn late_recovery_heals_exactly_at_clear_since_plus_window() {
+    let mut v = verification();
+    let (at, status) = run(&mut v, 0, 200, |t| {
+        let errors_state = if t < 17 { Anomalous } else { Clear };
+        let latency_state = if t < 9 { Anomalous } else { Clear };
+        vec![(errors(), errors_state), (latency(), latency_state)]
+    });
+    assert_eq!(at, 47);
+    assert_eq!(
+        status,
+        VerifyStatus::Healed {
+            healthy_since: secs(17),
+            verified_at: secs(47)
+        }
+    );
+    assert!(matches!(
+        status.outcome(),
+        Some(Outcome::Healed { healthy_since, .. }) if healthy_since == secs(17)
+    ));
+}
+
+#[test]
+fn pending_reports_when_the_clean_period_began() {
+    let mut v = verification();
+    v.observe(secs(0), &[(errors(), Anomalous), (latency(), Clear)]);
+    let status = v.observe(secs(1), &[(errors(), Clear), (latency(), Clear)]);
+    assert_eq!(
+        status,
+        VerifyStatus::Pending {
+            clear_since: Some(secs(1))
+        }
+    );
+    let status = v.observe(secs(2), &[(errors(), Clear), (latency(), Anomalous)]);
+    assert_eq!(status, VerifyStatus::Pending { clear_since: None });
+    assert_eq!(v.status(), &status);
+}
+
+#[test]
+fn flapping_symptom_never_heals() {
+    let mut v = verification();
+    let (at, status) = run(&mut v, 0, 500, |t| {
+        // Clear for 20 s, anomalous for 1 s, over and over: never 30 s clean.
+        let flapping = if t % 21 == 20 { Anomalous } else { Clear };
+        vec![(errors(), flapping), (latency(), Clear)]
+    });
+    assert_eq!(at, 120);
+    let VerifyStatus::NotHealed { reason } = status else {
+        panic!("{status:?}")
+    };
+    assert!(reason.contains("checkout/error_rate"), "{reason}");
+    assert!(!reason.contains("frontend/latency"), "{reason}");
+}
+
+#[test]
+fn all_unknown_is_not_healed_at_the_deadline() {
+    let mut v = verification();
+    let (at, status) = run(&mut v, 0, 500, |_| {
+        vec![(errors(), Unknown), (latency(), Unknown)]
+    });
+    assert_eq!(at, 120);
+    let VerifyStatus::NotHealed { reason } = status else {
+        panic!("{status:?}")
+    };
+    assert!(reason.contains("no data (unknown)"), "{reason}");
+    assert!(reason.contains("checkout/error_rate") && reason.contains("frontend/latency"));
+}
+
+#[test]
+fn missing_symptoms_count_as_unknown() {
+    let mut v = verification();
+    let (at, status) = run(&mut v, 0, 500, |_| vec![(errors(), Clear)]);
+    assert_eq!(at, 120);
+    let VerifyStatus::NotHealed { reason } = status else {
+        panic!("{status:?}")
+    };
+    assert!(
+        reason.contains("no data (unknown): frontend/latency"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn unknown_neither_starts_nor_breaks_the_clean_period() {
+    let mut v = verification();
+    // Latency clear from 0, errors clear from 5; a gap of Unknown for errors in 10..20 does
+    // not reset the clean period, so healing comes at 5 + 30.
+    let (at, status) = run(&mut v, 0, 200, |t| {
+        let e = match t {
+            0..5 => Unknown,
+            10..20 => Unknown,
+            _ => Clear,
+        };
+        vec![(errors(), e), (latency(), Clear)]
+    });
+    assert_eq!(at, 35);
+    assert_eq!(
+        status,
+        VerifyStatus::Healed {
+            healthy_since: secs(5),
+            verified_at: secs(35)
+        }
+    );
+}
+
+#[test]
+fn a_symptom_unknown_for_the_whole_window_is_not_proof() {
+    let mut v = verification();
+    // Errors clear once at 0, then no data until 50; latency clear from 10. The clean period
+    // starts at 10, but errors has no Clear in 10..=40, so 40 proves nothing.
+    let (at, status) = run(&mut v, 0, 200, |t| {
+        let e = match t {
+            0 => Clear,
+            1..50 => Unknown,
+            _ => Clear,
+        };
+        let l = if t < 10 { Anomalous } else { Clear };
+        vec![(errors(), e), (latency(), l)]
+    });
+    // Healed at the first fresh Clear, not at 40.
+    assert_eq!(at, 50);
+    assert_eq!(
+        status,
+        VerifyStatus::Healed {
+            healthy_since: secs(10),
+            verified_at: secs(50)
+        }
+    );
+}
+
+#[test]
+fn anomalous_wins_over_duplicates_and_unrelated_symptoms_are_ignored() {
+    let mut v = Verification::new(vec![errors()], Duration::ZERO, secs(0), secs(10));
+    let cache = symptom("cache", FindingKind::TargetDown);
+    let status = v.observe(
+        secs(1),
+        &[
+            (errors(), Clear),
+            (cache.clone(), Anomalous),
+            (errors(), Anomalous),
+        ],
+    );
+    assert_eq!(status, VerifyStatus::Pending { clear_since: None });
+    // With a zero window, one clear observation of every symptom is enough.
+    let status = v.observe(secs(2), &[(errors(), Clear), (cache, Anomalous)]);
+    assert_eq!(
+        status,
+        VerifyStatus::Healed {
+            healthy_since: secs(2),
+            verified_at: secs(2)
+        }
+    );
+}
+
+#[test]
+fn decided_status_is_final() {
+    let mut v = Verification::new(vec![errors()], Duration::from_secs(5), secs(0), secs(3));
+    let not_healed = v.observe(secs(3), &[(errors(), Clear)]);
+    assert!(matches!(not_healed, VerifyStatus::NotHealed { .. }));
+    let later = v.observe(secs(100), &[(errors(), Clear)]);
+    assert_eq!(later, not_healed);
+}
+
+#[test]
+fn stale_observations_are_ignored() {
+    let mut v = verification();
+    assert_eq!(
+        v.observe(secs(-5), &[(errors(), Clear), (latency(), Clear)]),
+        VerifyStatus::Pending { clear_since: None }
+    );
+    v.observe(secs(10), &[(errors(), Clear), (latency(), Clear)]);
+    // Going back in time must not move the clean period or reset it.
+    let status = v.observe(secs(4), &[(errors(), Anomalous), (latency(), Anomalous)]);
+    assert_eq!(
+        status,
+        VerifyStatus::Pending {
+            clear_since: Some(secs(10))
+        }
+    );
+}
+
+#[test]
+fn clear_but_too_short_is_named_in_the_reason() {
+    let mut v = verification();
+    let (_, status) = run(&mut v, 0, 200, |t| {
+        let e = if t < 100 { Anomalous } else { Clear };
+        vec![(errors(), e), (latency(), Clear)]
+    });
+    let VerifyStatus::NotHealed { reason } = status else {
+        panic!("{status:?}")
+    };
+    assert!(
+        reason.contains("clear for less than the 30s window: checkout/error_rate"),
+        "{reason}"
+    );
+    assert!(!reason.contains("frontend/latency"), "{reason}");
+    assert!(!reason.contains("still anomalous"), "{reason}");
+}
+
+#[test]
+fn empty_symptom_list_is_not_healed_at_once() {
+    let mut v = Verification::new(vec![], Duration::from_secs(30), secs(0), secs(60));
+    assert!(matches!(v.status(), VerifyStatus::NotHealed { .. }));
+    let status = v.observe(secs(1), &[]);
+    let VerifyStatus::NotHealed { reason } = status else {
+        panic!("{status:?}")
+    };
+    assert!(reason.contains("no symptoms"), "{reason}");
+}
+
+#[test]
+fn huge_window_and_extreme_times_do_not_overflow() {
+    let mut v = Verification::new(
+        vec![errors()],
+        Duration::from_secs(u64::MAX),
+        secs(0),
+        secs(100),
+    );
+    assert!(matches!(
+        v.observe(secs(0), &[(errors(), Clear)]),
+        VerifyStatus::Pending { .. }
+    ));
+    let status = v.observe(secs(100), &[(errors(), Clear)]);
+    assert!(
+        matches!(status, VerifyStatus::NotHealed { .. }),
+        "{status:?}"
+    );
+
+    let mut v = Verification::new(
+        vec![errors()],
+        Duration::from_secs(1),
+        Ts(i64::MIN),
+        Ts(i64::MAX),
+    );
+    v.observe(Ts(i64::MIN), &[(errors(), Clear)]);
+    let status = v.observe(Ts(i64::MAX), &[(errors(), Clear)]);
+    assert_eq!(
+        status,
+        VerifyStatus::Healed {
+            healthy_since: Ts(i64::MIN),
+            verified_at: Ts(i64::MAX)
+        }
+    );
+}
