@@ -33,15 +33,32 @@ impl EscalationRecord {
             .diagnosis
             .iter()
             .flat_map(|d| d.hypotheses.iter().take(3))
-            .map(|h| format!("{} on {} ({:.2}): {}", h.cause, h.target, h.confidence, h.rationale))
+            .map(|h| {
+                format!(
+                    "{} on {} ({:.2}): {}",
+                    h.cause, h.target, h.confidence, h.rationale
+                )
+            })
             .collect();
         let plan = incident.plan.as_ref().map(|p| {
-            format!("{} (policy {}, mode {}, confidence {:.2} vs threshold {:.2})", p.action, p.policy, p.mode.as_str(), p.confidence, p.confidence_threshold)
+            format!(
+                "{} (policy {}, mode {}, confidence {:.2} vs threshold {:.2})",
+                p.action,
+                p.policy,
+                p.mode.as_str(),
+                p.confidence,
+                p.confidence_threshold
+            )
         });
         let executions = incident
             .executions
             .iter()
-            .map(|e| format!("attempt {} {} → {:?}: {}", e.attempt, e.action, e.status, e.detail))
+            .map(|e| {
+                format!(
+                    "attempt {} {} → {:?}: {}",
+                    e.attempt, e.action, e.status, e.detail
+                )
+            })
             .collect();
         let outcome = incident.outcome.as_ref().map(|o| format!("{o:?}"));
         let timeline = audit
@@ -50,7 +67,10 @@ impl EscalationRecord {
             .collect();
         let next_step = match &incident.plan {
             Some(p) if incident.executions.is_empty() => format!("consider: {}", p.action),
-            Some(_) => "the automatic action did not heal the incident: investigate the top hypothesis".into(),
+            Some(_) => {
+                "the automatic action did not heal the incident: investigate the top hypothesis"
+                    .into()
+            }
             None => "no policy covers this incident: investigate the top hypothesis".into(),
         };
         EscalationRecord {
@@ -108,7 +128,11 @@ pub async fn deliver(
     let mut delivered = vec!["stderr".to_string()];
     let mut errors = Vec::new();
     if let Some(url) = t.webhook.as_deref().filter(|u| !u.is_empty()) {
-        let timeout = if t.timeout.is_zero() { Duration::from_secs(5) } else { t.timeout };
+        let timeout = if t.timeout.is_zero() {
+            Duration::from_secs(5)
+        } else {
+            t.timeout
+        };
         match http.post(url).timeout(timeout).json(record).send().await {
             Ok(r) if r.status().is_success() => delivered.push(format!("{}:{url}", t.name)),
             Ok(r) => errors.push(format!("webhook {url} answered {}", r.status())),

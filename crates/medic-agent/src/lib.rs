@@ -13,8 +13,8 @@ pub use timeline::{Stage, TimelineEvent};
 use medic_act::Actuator;
 use medic_config::Config;
 use medic_core::{
-    AuditEvent, ChangeEvent, ChangeKind, Clock, Incident, IncidentState, Signal, SignalPayload, Ts,
-    stable_id,
+    AuditEvent, ChangeEvent, ChangeKind, Clock, Finding, FindingKind, Incident, IncidentState,
+    Signal, SignalPayload, Ts, stable_id,
 };
 use medic_detect::{Assignment, Correlator, Detectors, IncidentView};
 use medic_store::Store;
@@ -66,6 +66,9 @@ pub struct Agent {
     verifications: HashMap<String, Verification>,
     in_flight: HashMap<String, String>,
     changes: VecDeque<ChangeEvent>,
+    /// Weak findings (a lone never-seen error line) that would open an incident on their own:
+    /// held until a stronger finding nearby corroborates them, or until they expire.
+    held: VecDeque<Finding>,
     timeline: broadcast::Sender<TimelineEvent>,
     results_tx: mpsc::Sender<TaskResult>,
     results_rx: Option<mpsc::Receiver<TaskResult>>,
@@ -95,6 +98,7 @@ impl Agent {
             verifications: HashMap::new(),
             in_flight: HashMap::new(),
             changes: VecDeque::new(),
+            held: VecDeque::new(),
             timeline,
             results_tx,
             results_rx: Some(results_rx),
@@ -140,7 +144,12 @@ impl Agent {
     }
 
     fn emit(&self, incident: &str, stage: Stage, text: impl Into<String>) {
-        let ev = TimelineEvent { ts: self.now(), incident: incident.to_string(), stage, text: text.into() };
+        let ev = TimelineEvent {
+            ts: self.now(),
+            incident: incident.to_string(),
+            stage,
+            text: text.into(),
+        };
         tracing::info!(incident = %ev.incident, stage = ev.stage.as_str(), "{}", ev.text);
         // Nobody listening is fine.
         let _ = self.timeline.send(ev);
@@ -164,7 +173,11 @@ impl Agent {
             let id = inc.id.clone();
             let state = inc.state;
             self.incidents.insert(id.clone(), inc);
-            self.emit(&id, Stage::Resumed, format!("resuming incident in state {state}"));
+            self.emit(
+                &id,
+                Stage::Resumed,
+                format!("resuming incident in state {state}"),
+            );
             if state == IncidentState::Verifying {
                 self.restart_verification(&id);
             }
@@ -202,10 +215,24 @@ impl Agent {
         }
         self.incidents
             .retain(|_, i| !i.state.is_terminal() || now.0 - i.updated.0 < KEEP_CLOSED_MS);
+        let window_ms = self.cfg.correlation.window.as_millis() as i64;
+        while self
+            .held
+            .front()
+            .is_some_and(|f| now.0 - f.ts.0 > window_ms)
+        {
+            if let Some(f) = self.held.pop_front() {
+                tracing::debug!(
+                    "dropping uncorroborated finding: {} {}",
+                    f.service,
+                    f.summary
+                );
+            }
+        }
         Ok(())
     }
 
-    fn on_finding(&mut self, f: medic_core::Finding) -> Result<(), AgentError> {
+    fn on_finding(&mut self, f: Finding) -> Result<(), AgentError> {
         let views: Vec<IncidentView> = self
             .incidents
             .values()
@@ -218,7 +245,9 @@ impl Agent {
             .collect();
         match self.correlator.assign(&f, &views, &self.cfg.topology) {
             Assignment::Join(id) => {
-                let Some(inc) = self.incidents.get_mut(&id) else { return Ok(()) };
+                let Some(inc) = self.incidents.get_mut(&id) else {
+                    return Ok(());
+                };
                 let terminal = inc.state.is_terminal();
                 let text = format!("+ {} {}: {}", f.service, f.kind.as_str(), f.summary);
                 // Aftermath of a closed incident: recorded, but it does not reopen anything
@@ -230,20 +259,50 @@ impl Agent {
                 } else {
                     inc.add_finding(f.clone());
                 }
-                self.audit(AuditEvent::FindingAdded { incident: id.clone(), finding: f })?;
+                self.audit(AuditEvent::FindingAdded {
+                    incident: id.clone(),
+                    finding: f,
+                })?;
                 self.save(&id)?;
                 if !terminal {
                     self.emit(&id, Stage::Correlated, text);
                 }
+            }
+            Assignment::Open if is_weak(&f) => {
+                if self.held.len() >= MAX_HELD {
+                    self.held.pop_front();
+                }
+                self.held.push_back(f);
             }
             Assignment::Open => {
                 let id = format!("inc-{}", &stable_id(&[&f.id, &f.ts.0.to_string()])[..8]);
                 let text = format!("{} {}: {}", f.service, f.kind.as_str(), f.summary);
                 let inc = Incident::new(id.clone(), f.clone());
                 self.incidents.insert(id.clone(), inc);
-                self.audit(AuditEvent::IncidentOpened { incident: id.clone(), finding: f })?;
+                self.audit(AuditEvent::IncidentOpened {
+                    incident: id.clone(),
+                    finding: f,
+                })?;
                 self.save(&id)?;
                 self.emit(&id, Stage::Detected, text);
+                // Held weak findings that this incident now corroborates join it.
+                let held: Vec<Finding> = std::mem::take(&mut self.held).into();
+                for h in held {
+                    let near = self.incidents.get(&id).is_some_and(|i| {
+                        i.services.iter().any(|s| {
+                            self.cfg
+                                .topology
+                                .distance(s, &h.service)
+                                .is_some_and(|d| d <= self.cfg.correlation.max_hops)
+                                || *s == h.service
+                        })
+                    });
+                    if near {
+                        self.on_finding(h)?;
+                    } else {
+                        self.held.push_back(h);
+                    }
+                }
             }
         }
         Ok(())
@@ -259,6 +318,15 @@ impl Agent {
     }
 }
 
+/// At most this many weak findings are held at once.
+const MAX_HELD: usize = 256;
+
+/// A finding too weak to open an incident by itself: one error message never seen before
+/// happens in healthy systems too (a rare code path); with other symptoms it is evidence.
+fn is_weak(f: &Finding) -> bool {
+    f.kind == FindingKind::NewErrorMessage
+}
+
 /// Used when no actuator is configured: every action is refused, plainly.
 pub struct NoActuator;
 
@@ -270,7 +338,13 @@ impl Actuator for NoActuator {
         &'a self,
         _key: &'a str,
         action: &'a medic_core::Action,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<medic_act::ActionReport, medic_act::ActError>> + Send + 'a>> {
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<medic_act::ActionReport, medic_act::ActError>>
+                + Send
+                + 'a,
+        >,
+    > {
         Box::pin(async move {
             Err(medic_act::ActError::Rejected(format!(
                 "no actuator is configured, so {action} cannot run: add `actuators.local` to medic.yaml"
@@ -280,7 +354,9 @@ impl Actuator for NoActuator {
     fn replicas<'a>(
         &'a self,
         _service: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<u32>, medic_act::ActError>> + Send + 'a>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<u32>, medic_act::ActError>> + Send + 'a>,
+    > {
         Box::pin(async { Ok(None) })
     }
 }
@@ -303,7 +379,9 @@ impl Running {
         }
         match self.join.await {
             Ok(r) => r,
-            Err(e) => Err(AgentError::Http(format!("agent task ended abnormally: {e}"))),
+            Err(e) => Err(AgentError::Http(format!(
+                "agent task ended abnormally: {e}"
+            ))),
         }
     }
 
@@ -311,7 +389,9 @@ impl Running {
     pub async fn wait(&mut self) -> Result<(), AgentError> {
         match (&mut self.join).await {
             Ok(r) => r,
-            Err(e) => Err(AgentError::Http(format!("agent task ended abnormally: {e}"))),
+            Err(e) => Err(AgentError::Http(format!(
+                "agent task ended abnormally: {e}"
+            ))),
         }
     }
 }
@@ -330,9 +410,16 @@ pub fn start(cfg: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Ru
     let (tx, rx) = mpsc::channel(16_384);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let stats = Arc::new(medic_signals::SourceStats::default());
-    let sources = medic_signals::spawn_sources(&cfg.sources, tx, shutdown_rx.clone(), stats.clone())?;
+    let sources =
+        medic_signals::spawn_sources(&cfg.sources, tx, shutdown_rx.clone(), stats.clone())?;
     let agent = Agent::new(cfg, store, actuator, clock)?;
     let timeline = agent.timeline();
     let join = tokio::spawn(agent.run(rx, shutdown_rx));
-    Ok(Running { timeline, stats, shutdown, join, sources })
+    Ok(Running {
+        timeline,
+        stats,
+        shutdown,
+        join,
+        sources,
+    })
 }

@@ -18,7 +18,9 @@ const APPROVAL_TIMEOUT_S: f64 = 15.0 * 60.0;
 
 impl Agent {
     pub(crate) async fn reconcile(&mut self, id: &str) -> Result<(), AgentError> {
-        let Some(state) = self.incidents.get(id).map(|i| i.state) else { return Ok(()) };
+        let Some(state) = self.incidents.get(id).map(|i| i.state) else {
+            return Ok(());
+        };
         match state {
             IncidentState::Open => self.maybe_diagnose(id),
             IncidentState::Diagnosed => self.plan_and_decide(id).await,
@@ -33,7 +35,9 @@ impl Agent {
         let now = self.now();
         let settle = self.cfg.agent.diagnosis_settle.as_secs_f64();
         let changes: Vec<_> = self.changes.iter().cloned().collect();
-        let Some(inc) = self.incidents.get_mut(id) else { return Ok(()) };
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return Ok(());
+        };
         if now.secs_since(inc.opened) < settle {
             return Ok(());
         }
@@ -45,12 +49,18 @@ impl Agent {
         };
         let diagnosis = medic_diagnose::diagnose(inc, &cx);
         let text = match diagnosis.top() {
-            Some(h) => format!("{} on {} (confidence {:.2}): {}", h.cause, h.target, h.confidence, h.rationale),
+            Some(h) => format!(
+                "{} on {} (confidence {:.2}): {}",
+                h.cause, h.target, h.confidence, h.rationale
+            ),
             None => "no hypothesis".into(),
         };
         inc.diagnosis = Some(diagnosis.clone());
         inc.state = IncidentState::Diagnosed;
-        self.audit(AuditEvent::DiagnosisMade { incident: id.to_string(), diagnosis })?;
+        self.audit(AuditEvent::DiagnosisMade {
+            incident: id.to_string(),
+            diagnosis,
+        })?;
         self.save(id)?;
         self.emit(id, Stage::Diagnosed, text);
         Ok(())
@@ -58,11 +68,16 @@ impl Agent {
 
     async fn plan_and_decide(&mut self, id: &str) -> Result<(), AgentError> {
         let now = self.now();
-        let Some(inc) = self.incidents.get(id).cloned() else { return Ok(()) };
+        let Some(inc) = self.incidents.get(id).cloned() else {
+            return Ok(());
+        };
         let Some(diagnosis) = inc.diagnosis.clone() else {
             return self.set_state(id, IncidentState::Open);
         };
-        let target = diagnosis.top().map(|h| h.target.clone()).unwrap_or_default();
+        let target = diagnosis
+            .top()
+            .map(|h| h.target.clone())
+            .unwrap_or_default();
         let replicas = match self.actuator.replicas(&target).await {
             Ok(r) => r,
             Err(e) => {
@@ -73,11 +88,16 @@ impl Agent {
         let mut plan = match medic_policy::plan(&inc, &diagnosis, &self.cfg.policies, replicas) {
             Ok(p) => p,
             Err(no) => {
-                self.audit(AuditEvent::NoPlan { incident: id.to_string(), reason: no.reason.clone() })?;
-                return self.escalate(id, &format!("no plan: {}", no.reason), None).await;
+                self.audit(AuditEvent::NoPlan {
+                    incident: id.to_string(),
+                    reason: no.reason.clone(),
+                })?;
+                return self
+                    .escalate(id, &format!("no plan: {}", no.reason), None)
+                    .await;
             }
         };
-        plan.verify = verifiable(&plan.verify);
+        plan.verify = verifiable(&plan.verify, &plan.action.target);
         let executions = self.store.executions_since(now.plus_secs(-3600.0))?;
         let history = History {
             executions,
@@ -86,11 +106,28 @@ impl Agent {
             incident: id.to_string(),
             planned_services: self.planned_services(now),
         };
-        let kill_file = self.cfg.guards.kill_switch_file.as_ref().is_some_and(|p| p.exists());
+        let kill_file = self
+            .cfg
+            .guards
+            .kill_switch_file
+            .as_ref()
+            .is_some_and(|p| p.exists());
         let decision = medic_policy::decide(&plan, &history, &self.cfg.guards, kill_file, now);
-        self.audit(AuditEvent::PlanProposed { incident: id.to_string(), plan: plan.clone() })?;
-        self.audit(AuditEvent::DecisionMade { incident: id.to_string(), decision: decision.clone() })?;
-        let text = format!("{} → {:?} (policy {}, mode {})", plan.action, decision, plan.policy, plan.mode.as_str());
+        self.audit(AuditEvent::PlanProposed {
+            incident: id.to_string(),
+            plan: plan.clone(),
+        })?;
+        self.audit(AuditEvent::DecisionMade {
+            incident: id.to_string(),
+            decision: decision.clone(),
+        })?;
+        let text = format!(
+            "{} → {:?} (policy {}, mode {})",
+            plan.action,
+            decision,
+            plan.policy,
+            plan.mode.as_str()
+        );
         let escalation = plan.escalation.clone();
         let action = plan.action.clone();
         if let Some(i) = self.incidents.get_mut(id) {
@@ -105,15 +142,29 @@ impl Agent {
             Decision::Execute => self.dispatch(id, action),
             Decision::NeedsApproval => {
                 self.set_state(id, IncidentState::AwaitingApproval)?;
-                self.emit(id, Stage::Decided, format!("awaiting approval: `medic approve {id}` or `medic reject {id}`"));
+                self.emit(
+                    id,
+                    Stage::Decided,
+                    format!("awaiting approval: `medic approve {id}` or `medic reject {id}`"),
+                );
                 Ok(())
             }
             Decision::Recommend => {
-                self.escalate(id, &format!("recommendation (not executed): {action}"), escalation.as_deref()).await
+                self.escalate(
+                    id,
+                    &format!("recommendation (not executed): {action}"),
+                    escalation.as_deref(),
+                )
+                .await
             }
             Decision::Shadow => self.close(id, &format!("shadow mode: would have run {action}")),
             Decision::Denied(reason) => {
-                self.escalate(id, &format!("guard denied {action}: {reason}"), escalation.as_deref()).await
+                self.escalate(
+                    id,
+                    &format!("guard denied {action}: {reason}"),
+                    escalation.as_deref(),
+                )
+                .await
             }
         }
     }
@@ -121,7 +172,9 @@ impl Agent {
     async fn check_approval(&mut self, id: &str) -> Result<(), AgentError> {
         let now = self.now();
         let answer = self.store.kv_get(&format!("approval:{id}"))?;
-        let Some(inc) = self.incidents.get(id) else { return Ok(()) };
+        let Some(inc) = self.incidents.get(id) else {
+            return Ok(());
+        };
         let action = inc.plan.as_ref().map(|p| p.action.clone());
         let escalation = inc.plan.as_ref().and_then(|p| p.escalation.clone());
         match (answer.as_deref(), action) {
@@ -131,7 +184,8 @@ impl Agent {
             }
             (Some("rejected"), _) => self.close(id, "a person rejected the plan"),
             _ if now.secs_since(inc.updated) > APPROVAL_TIMEOUT_S => {
-                self.escalate(id, "approval timed out", escalation.as_deref()).await
+                self.escalate(id, "approval timed out", escalation.as_deref())
+                    .await
             }
             _ => Ok(()),
         }
@@ -142,14 +196,20 @@ impl Agent {
     /// the same key and the actuator recognises a repeat.
     fn dispatch(&mut self, id: &str, action: Action) -> Result<(), AgentError> {
         let now = self.now();
-        let Some(inc) = self.incidents.get_mut(id) else { return Ok(()) };
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return Ok(());
+        };
         let attempt = inc.executions.len() as u32 + 1;
         let key = stable_id(&[id, &attempt.to_string(), &action.to_string()]);
         let exec = Execution {
             idempotency_key: key.clone(),
             incident: id.to_string(),
             attempt,
-            policy: inc.plan.as_ref().map(|p| p.policy.clone()).unwrap_or_default(),
+            policy: inc
+                .plan
+                .as_ref()
+                .map(|p| p.policy.clone())
+                .unwrap_or_default(),
             action: action.clone(),
             started: now,
             finished: None,
@@ -159,7 +219,12 @@ impl Agent {
         inc.executions.push(exec.clone());
         inc.state = IncidentState::Acting;
         self.store.begin_execution(&exec)?;
-        self.audit(AuditEvent::ActionStarted { incident: id.to_string(), idempotency_key: key, attempt, action: action.clone() })?;
+        self.audit(AuditEvent::ActionStarted {
+            incident: id.to_string(),
+            idempotency_key: key,
+            attempt,
+            action: action.clone(),
+        })?;
         self.save(id)?;
         self.emit(id, Stage::Acting, format!("{action} (attempt {attempt})"));
         self.spawn_action(id, exec);
@@ -171,23 +236,38 @@ impl Agent {
         if self.in_flight.contains_key(id) {
             return Ok(());
         }
-        let Some(exec) = self.incidents.get(id).and_then(|i| i.executions.last().cloned()) else {
+        let Some(exec) = self
+            .incidents
+            .get(id)
+            .and_then(|i| i.executions.last().cloned())
+        else {
             return self.set_state(id, IncidentState::Diagnosed);
         };
         match self.store.begin_execution(&exec)? {
             BeginOutcome::Existing(e) if e.status != ExecutionStatus::Pending => {
                 // Finished before the crash, but the incident was not updated: use the record.
                 let result = match e.status {
-                    ExecutionStatus::Succeeded => Ok(medic_act::ActionReport { applied: false, detail: e.detail.clone() }),
+                    ExecutionStatus::Succeeded => Ok(medic_act::ActionReport {
+                        applied: false,
+                        detail: e.detail.clone(),
+                    }),
                     _ => Err(e.detail.clone()),
                 };
-                let r = TaskResult::Action { incident: id.to_string(), key: e.idempotency_key, result };
+                let r = TaskResult::Action {
+                    incident: id.to_string(),
+                    key: e.idempotency_key,
+                    result,
+                };
                 let tx = self.results_tx.clone();
                 tokio::spawn(async move { tx.send(r).await });
                 self.in_flight.insert(id.to_string(), exec.idempotency_key);
             }
             _ => {
-                self.emit(id, Stage::Resumed, format!("re-sending {} with the same idempotency key", exec.action));
+                self.emit(
+                    id,
+                    Stage::Resumed,
+                    format!("re-sending {} with the same idempotency key", exec.action),
+                );
                 self.spawn_action(id, exec);
             }
         }
@@ -195,7 +275,8 @@ impl Agent {
     }
 
     fn spawn_action(&mut self, id: &str, exec: Execution) {
-        self.in_flight.insert(id.to_string(), exec.idempotency_key.clone());
+        self.in_flight
+            .insert(id.to_string(), exec.idempotency_key.clone());
         let actuator = self.actuator.clone();
         let tx = self.results_tx.clone();
         let incident = id.to_string();
@@ -208,18 +289,37 @@ impl Agent {
             if result.is_ok() {
                 failpoint::hit(failpoint::AFTER_ACTION_BEFORE_RECORD);
             }
-            let _ = tx.send(TaskResult::Action { incident, key: exec.idempotency_key, result }).await;
+            let _ = tx
+                .send(TaskResult::Action {
+                    incident,
+                    key: exec.idempotency_key,
+                    result,
+                })
+                .await;
         });
     }
 
     pub(crate) async fn on_task_result(&mut self, r: TaskResult) -> Result<(), AgentError> {
         match r {
-            TaskResult::Action { incident, key, result } => self.on_action_result(&incident, &key, result).await,
-            TaskResult::Delivered { incident, reason, delivered_to, errors } => {
+            TaskResult::Action {
+                incident,
+                key,
+                result,
+            } => self.on_action_result(&incident, &key, result).await,
+            TaskResult::Delivered {
+                incident,
+                reason,
+                delivered_to,
+                errors,
+            } => {
                 for e in &errors {
                     tracing::warn!(incident = %incident, "escalation delivery failed: {e}");
                 }
-                self.audit(AuditEvent::Escalated { incident, reason, delivered_to })
+                self.audit(AuditEvent::Escalated {
+                    incident,
+                    reason,
+                    delivered_to,
+                })
             }
         }
     }
@@ -234,11 +334,16 @@ impl Agent {
         let now = self.now();
         let (status, detail) = match &result {
             Ok(r) if r.applied => (ExecutionStatus::Succeeded, r.detail.clone()),
-            Ok(r) => (ExecutionStatus::Succeeded, format!("(already executed) {}", r.detail)),
+            Ok(r) => (
+                ExecutionStatus::Succeeded,
+                format!("(already executed) {}", r.detail),
+            ),
             Err(e) => (ExecutionStatus::Failed, e.clone()),
         };
         self.store.finish_execution(key, status, &detail, now)?;
-        let Some(inc) = self.incidents.get_mut(id) else { return Ok(()) };
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return Ok(());
+        };
         let Some(exec) = inc.executions.iter_mut().find(|e| e.idempotency_key == key) else {
             return Ok(());
         };
@@ -248,7 +353,11 @@ impl Agent {
         let action = exec.action.clone();
         let is_rollback = inc.state == IncidentState::Escalated;
         if is_rollback {
-            self.audit(AuditEvent::RolledBack { incident: id.to_string(), action, detail: detail.clone() })?;
+            self.audit(AuditEvent::RolledBack {
+                incident: id.to_string(),
+                action,
+                detail: detail.clone(),
+            })?;
             self.save(id)?;
             self.emit(id, Stage::RolledBack, detail);
             return Ok(());
@@ -267,7 +376,10 @@ impl Agent {
                     action: action.clone(),
                     detail: detail.clone(),
                 })?;
-                self.audit(AuditEvent::VerificationStarted { incident: id.to_string(), window_s: window })?;
+                self.audit(AuditEvent::VerificationStarted {
+                    incident: id.to_string(),
+                    window_s: window,
+                })?;
                 self.save(id)?;
                 self.emit(id, Stage::Acted, format!("{action}: {detail}"));
                 self.restart_verification(id);
@@ -281,20 +393,31 @@ impl Agent {
                     error: detail.clone(),
                 })?;
                 self.save(id)?;
-                self.escalate(id, &format!("action {action} failed: {detail}"), escalation.as_deref()).await
+                self.escalate(
+                    id,
+                    &format!("action {action} failed: {detail}"),
+                    escalation.as_deref(),
+                )
+                .await
             }
         }
     }
 
     pub(crate) fn restart_verification(&mut self, id: &str) {
-        let Some(inc) = self.incidents.get(id) else { return };
-        let Some(plan) = inc.plan.as_ref() else { return };
+        let Some(inc) = self.incidents.get(id) else {
+            return;
+        };
+        let Some(plan) = inc.plan.as_ref() else {
+            return;
+        };
         let started = inc.verify_started.unwrap_or_else(|| self.now());
         let window = Duration::from_secs_f64(plan.verification_window_s.max(0.0));
         // Long enough for a rolling restart to settle and a full clean window to follow.
         let deadline = started.plus_secs(plan.verification_window_s * 3.0 + 30.0);
-        self.verifications
-            .insert(id.to_string(), Verification::new(plan.verify.clone(), window, started, deadline));
+        self.verifications.insert(
+            id.to_string(),
+            Verification::new(plan.verify.clone(), window, started, deadline),
+        );
     }
 
     async fn verify(&mut self, id: &str) -> Result<(), AgentError> {
@@ -302,32 +425,65 @@ impl Agent {
         if !self.verifications.contains_key(id) {
             self.restart_verification(id);
         }
-        let symptoms = self.incidents.get(id).and_then(|i| i.plan.as_ref()).map(|p| p.verify.clone()).unwrap_or_default();
-        let states: Vec<_> = symptoms.iter().map(|s| (s.clone(), self.detectors.status(s, now))).collect();
-        let Some(v) = self.verifications.get_mut(id) else { return Ok(()) };
+        let symptoms = self
+            .incidents
+            .get(id)
+            .and_then(|i| i.plan.as_ref())
+            .map(|p| p.verify.clone())
+            .unwrap_or_default();
+        let states: Vec<_> = symptoms
+            .iter()
+            .map(|s| (s.clone(), self.detectors.status(s, now)))
+            .collect();
+        let Some(v) = self.verifications.get_mut(id) else {
+            return Ok(());
+        };
         match v.observe(now, &states) {
             VerifyStatus::Pending { .. } => Ok(()),
-            VerifyStatus::Healed { healthy_since, verified_at } => {
+            VerifyStatus::Healed {
+                healthy_since,
+                verified_at,
+            } => {
                 self.verifications.remove(id);
-                let outcome = Outcome::Healed { healthy_since, verified_at };
+                let outcome = Outcome::Healed {
+                    healthy_since,
+                    verified_at,
+                };
                 if let Some(i) = self.incidents.get_mut(id) {
                     i.outcome = Some(outcome.clone());
                     i.state = IncidentState::Resolved;
                     i.closing_reason = Some("verified healed".into());
                 }
-                self.audit(AuditEvent::VerificationPassed { incident: id.to_string(), outcome })?;
-                self.audit(AuditEvent::IncidentResolved { incident: id.to_string(), at: now })?;
+                self.audit(AuditEvent::VerificationPassed {
+                    incident: id.to_string(),
+                    outcome,
+                })?;
+                self.audit(AuditEvent::IncidentResolved {
+                    incident: id.to_string(),
+                    at: now,
+                })?;
                 self.save(id)?;
-                let since = self.incidents.get(id).map(|i| healthy_since.secs_since(i.first_finding_at())).unwrap_or(0.0);
+                let since = self
+                    .incidents
+                    .get(id)
+                    .map(|i| healthy_since.secs_since(i.first_finding_at()))
+                    .unwrap_or(0.0);
                 self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window", healthy_since.clock_time()));
                 Ok(())
             }
             VerifyStatus::NotHealed { reason } => {
                 self.verifications.remove(id);
-                let outcome = Outcome::NotHealed { reason: reason.clone() };
-                self.audit(AuditEvent::VerificationFailed { incident: id.to_string(), outcome: outcome.clone() })?;
+                let outcome = Outcome::NotHealed {
+                    reason: reason.clone(),
+                };
+                self.audit(AuditEvent::VerificationFailed {
+                    incident: id.to_string(),
+                    outcome: outcome.clone(),
+                })?;
                 self.emit(id, Stage::NotHealed, reason.clone());
-                let Some(inc) = self.incidents.get_mut(id) else { return Ok(()) };
+                let Some(inc) = self.incidents.get_mut(id) else {
+                    return Ok(());
+                };
                 inc.outcome = Some(outcome);
                 let plan = inc.plan.clone();
                 let attempts = inc.executions.len() as u32;
@@ -340,8 +496,16 @@ impl Agent {
                     return Ok(());
                 }
                 let escalation = plan.as_ref().and_then(|p| p.escalation.clone());
-                let rollback = plan.as_ref().filter(|p| p.rollback_if_failed).and_then(|_| undo(inc));
-                self.escalate(id, &format!("not healed after {attempts} attempt(s): {reason}"), escalation.as_deref()).await?;
+                let rollback = plan
+                    .as_ref()
+                    .filter(|p| p.rollback_if_failed)
+                    .and_then(|_| undo(inc));
+                self.escalate(
+                    id,
+                    &format!("not healed after {attempts} attempt(s): {reason}"),
+                    escalation.as_deref(),
+                )
+                .await?;
                 if let Some(action) = rollback {
                     self.emit(id, Stage::RolledBack, format!("undoing: {action}"));
                     self.spawn_undo(id, action)?;
@@ -355,7 +519,9 @@ impl Agent {
 
     fn spawn_undo(&mut self, id: &str, action: Action) -> Result<(), AgentError> {
         let now = self.now();
-        let Some(inc) = self.incidents.get_mut(id) else { return Ok(()) };
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return Ok(());
+        };
         let attempt = inc.executions.len() as u32 + 1;
         let key = stable_id(&[id, "undo", &attempt.to_string(), &action.to_string()]);
         let exec = Execution {
@@ -388,7 +554,10 @@ impl Agent {
             i.state = IncidentState::Closed;
             i.closing_reason = Some(reason.to_string());
         }
-        self.audit(AuditEvent::IncidentClosed { incident: id.to_string(), reason: reason.to_string() })?;
+        self.audit(AuditEvent::IncidentClosed {
+            incident: id.to_string(),
+            reason: reason.to_string(),
+        })?;
         self.save(id)?;
         self.emit(id, Stage::Closed, reason.to_string());
         Ok(())
@@ -396,10 +565,17 @@ impl Agent {
 
     /// Hands the incident to people: printed now, delivered to the webhook in the background,
     /// audited once delivery has been tried.
-    pub(crate) async fn escalate(&mut self, id: &str, reason: &str, target: Option<&str>) -> Result<(), AgentError> {
+    pub(crate) async fn escalate(
+        &mut self,
+        id: &str,
+        reason: &str,
+        target: Option<&str>,
+    ) -> Result<(), AgentError> {
         let now = self.now();
         let audit = self.store.audit_records_for(id)?;
-        let Some(inc) = self.incidents.get_mut(id) else { return Ok(()) };
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return Ok(());
+        };
         inc.state = IncidentState::Escalated;
         inc.closing_reason = Some(reason.to_string());
         let record = EscalationRecord::build(inc, reason, now, &audit);
@@ -412,7 +588,14 @@ impl Agent {
         let (incident, reason) = (id.to_string(), reason.to_string());
         tokio::spawn(async move {
             let (delivered_to, errors) = deliver(&http, &cfg, target.as_deref(), &record).await;
-            let _ = tx.send(TaskResult::Delivered { incident, reason, delivered_to, errors }).await;
+            let _ = tx
+                .send(TaskResult::Delivered {
+                    incident,
+                    reason,
+                    delivered_to,
+                    errors,
+                })
+                .await;
         });
         Ok(())
     }
@@ -420,24 +603,84 @@ impl Agent {
 
 /// Symptoms that describe the *state* of a service and so can be watched for clearance.
 /// A traffic surge is load, not damage (scaling out does not lower it), and a new error
-/// message is a one-off event with no "clear" state.
-fn verifiable(symptoms: &[Symptom]) -> Vec<Symptom> {
+/// message is a one-off event with no "clear" state. When nothing else is left (an announced
+/// surge with no damage yet), verify the target's golden signals instead: its latency and
+/// error rate must stay healthy under the load.
+fn verifiable(symptoms: &[Symptom], target: &str) -> Vec<Symptom> {
     let v: Vec<Symptom> = symptoms
         .iter()
-        .filter(|s| !matches!(s.kind, FindingKind::TrafficSurge | FindingKind::NewErrorMessage))
+        .filter(|s| {
+            !matches!(
+                s.kind,
+                FindingKind::TrafficSurge | FindingKind::NewErrorMessage
+            )
+        })
         .cloned()
         .collect();
-    if v.is_empty() { symptoms.to_vec() } else { v }
+    if !v.is_empty() {
+        return v;
+    }
+    [FindingKind::Latency, FindingKind::ErrorRate]
+        .into_iter()
+        .map(|kind| Symptom {
+            service: target.to_string(),
+            kind,
+        })
+        .collect()
 }
 
-/// The action that undoes a failed one, where that is safe to do automatically.
+/// The action that undoes a failed one, where that is safe to do automatically: a scale
+/// change goes back to the replica count the plan started from. Restarts cannot be undone,
+/// and reversing a rollback or a config revert would reinstate what was just judged bad.
 fn undo(inc: &medic_core::Incident) -> Option<Action> {
-    let first = inc.executions.iter().find(|e| e.status == ExecutionStatus::Succeeded)?;
-    match first.action.kind {
-        ActionKind::ScaleWorkload => {
-            let before = first.detail.split("from ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-            Some(Action { kind: ActionKind::ScaleWorkload, target: first.action.target.clone(), replicas: Some(before) })
-        }
+    let plan = inc.plan.as_ref()?;
+    let acted = inc
+        .executions
+        .iter()
+        .any(|e| e.status == ExecutionStatus::Succeeded);
+    match (plan.action.kind, plan.previous_replicas) {
+        (ActionKind::ScaleWorkload, Some(before)) if acted => Some(Action {
+            kind: ActionKind::ScaleWorkload,
+            target: plan.action.target.clone(),
+            replicas: Some(before),
+        }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(service: &str, kind: FindingKind) -> Symptom {
+        Symptom {
+            service: service.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn load_and_one_off_events_are_not_verified() {
+        let v = verifiable(
+            &[
+                sym("a", FindingKind::TrafficSurge),
+                sym("a", FindingKind::Latency),
+                sym("b", FindingKind::NewErrorMessage),
+            ],
+            "a",
+        );
+        assert_eq!(v, vec![sym("a", FindingKind::Latency)]);
+    }
+
+    #[test]
+    fn a_bare_surge_is_verified_by_the_targets_golden_signals() {
+        let v = verifiable(&[sym("a", FindingKind::TrafficSurge)], "a");
+        assert_eq!(
+            v,
+            vec![
+                sym("a", FindingKind::Latency),
+                sym("a", FindingKind::ErrorRate)
+            ]
+        );
     }
 }

@@ -50,6 +50,12 @@ pub struct TimelineEvent {
 impl TimelineEvent {
     /// `12:00:01.234  inc-3f2a…  diagnosed    memory_leak on catalog (0.94)`
     pub fn line(&self) -> String {
-        format!("{}  {}  {:<11}  {}", self.ts.clock_time(), self.incident, self.stage.as_str(), self.text)
+        format!(
+            "{}  {}  {:<11}  {}",
+            self.ts.clock_time(),
+            self.incident,
+            self.stage.as_str(),
+            self.text
+        )
     }
 }

@@ -105,6 +105,9 @@ pub struct Plan {
     /// Symptoms that must stay clear for the verification window.
     pub verify: Vec<Symptom>,
     pub rollback_if_failed: bool,
+    /// Replicas before a scale action, so that a failed scale can be undone exactly.
+    #[serde(default)]
+    pub previous_replicas: Option<u32>,
     /// Where to escalate (a named escalation target from config).
     pub escalation: Option<String>,
 }

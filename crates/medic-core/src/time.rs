@@ -30,7 +30,7 @@ impl Ts {
     }
     /// Seconds from `earlier` to `self` (negative when `earlier` is later).
     pub fn secs_since(self, earlier: Ts) -> f64 {
-        (self.0 - earlier.0) as f64 / 1000.0
+        self.0.saturating_sub(earlier.0) as f64 / 1000.0
     }
     pub fn to_rfc3339(self) -> String {
         match chrono::DateTime::from_timestamp_millis(self.0) {

@@ -61,12 +61,15 @@ pub fn parse_endpoints(text: &str, service: &str) -> Result<Vec<String>, String>
     Ok(file.addresses)
 }
 
+/// The last read of an endpoints file: when, and what it gave.
+type CachedRead = Option<(Instant, Result<Vec<String>, String>)>;
+
 /// Cached, round-robin view of one service's endpoints.
 #[derive(Debug)]
 pub struct Endpoints {
     service: String,
     path: PathBuf,
-    cache: Mutex<Option<(Instant, Result<Vec<String>, String>)>>,
+    cache: Mutex<CachedRead>,
     next: AtomicUsize,
 }
 

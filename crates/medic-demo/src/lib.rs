@@ -26,8 +26,6 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid config in {path}: {problems}")]
-    Config { path: PathBuf, problems: String },
     #[error("supervisor error: {0}")]
     Supervisor(String),
     #[error("http client error: {0}")]

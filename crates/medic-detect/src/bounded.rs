@@ -1,11 +1,14 @@
 //! A string-keyed map with a size cap that evicts the least recently touched entry, so state
 //! keyed by names from the input (services, instances) stays bounded whatever arrives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug)]
 pub(crate) struct BoundedMap<V> {
     entries: BTreeMap<String, (V, u64)>,
+    /// Eviction candidates, oldest first, with the clock they were queued at. An entry touched
+    /// since is queued again instead of evicted, so eviction is O(1) amortised.
+    queue: VecDeque<(u64, String)>,
     cap: usize,
     clock: u64,
 }
@@ -14,6 +17,7 @@ impl<V> BoundedMap<V> {
     pub fn new(cap: usize) -> Self {
         BoundedMap {
             entries: BTreeMap::new(),
+            queue: VecDeque::new(),
             cap: cap.max(1),
             clock: 0,
         }
@@ -23,16 +27,13 @@ impl<V> BoundedMap<V> {
     pub fn touch(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
         self.clock += 1;
         let clock = self.clock;
-        if !self.entries.contains_key(key) && self.entries.len() >= self.cap {
-            // Linear scan: only on insertion into a full map, which normal estates never
-            // reach; garbage input pays it, and stays bounded.
-            let stalest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = stalest {
-                self.entries.remove(&k);
+        if !self.entries.contains_key(key) {
+            while self.entries.len() >= self.cap {
+                self.evict_one();
+            }
+            self.queue.push_back((clock, key.to_string()));
+            if self.queue.len() > 2 * self.cap + 16 {
+                self.rebuild_queue();
             }
         }
         let slot = self
@@ -41,6 +42,38 @@ impl<V> BoundedMap<V> {
             .or_insert_with(|| (make(), clock));
         slot.1 = clock;
         &mut slot.0
+    }
+
+    fn evict_one(&mut self) {
+        while let Some((queued, k)) = self.queue.pop_front() {
+            match self.entries.get(&k) {
+                Some((_, touched)) if *touched == queued => {
+                    self.entries.remove(&k);
+                    return;
+                }
+                Some((_, touched)) => {
+                    let touched = *touched;
+                    self.queue.push_back((touched, k));
+                }
+                None => {}
+            }
+        }
+        // The queue lost track (cannot happen while every insert is queued): start over.
+        self.rebuild_queue();
+        if let Some(k) = self.queue.pop_front().map(|(_, k)| k) {
+            self.entries.remove(&k);
+        }
+    }
+
+    /// Re-queue every entry in touch order, dropping leftovers of removed entries.
+    fn rebuild_queue(&mut self) {
+        let mut all: Vec<(u64, String)> = self
+            .entries
+            .iter()
+            .map(|(k, (_, t))| (*t, k.clone()))
+            .collect();
+        all.sort_unstable();
+        self.queue = all.into();
     }
 
     pub fn get(&self, key: &str) -> Option<&V> {
@@ -91,6 +124,21 @@ mod tests {
         assert_eq!(m.get("a"), Some(&2));
         assert_eq!(m.get("b"), None);
         assert!(m.get("c").is_some());
+    }
+
+    #[test]
+    fn churn_keeps_queue_and_map_bounded() {
+        let mut m = BoundedMap::new(8);
+        for i in 0..10_000u32 {
+            m.touch("hot", || 0);
+            m.touch(&format!("k{}", i % 50), || 0);
+            if i % 7 == 0 {
+                m.retain(|k, _| !k.ends_with('3'));
+            }
+            assert!(m.len() <= 8);
+            assert!(m.queue.len() <= 2 * 8 + 16);
+        }
+        assert!(m.get("hot").is_some(), "the most used key was evicted");
     }
 
     #[test]

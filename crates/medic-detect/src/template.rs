@@ -22,12 +22,12 @@ pub fn template_of(message: &str) -> String {
             }
             continue;
         }
-        if c == '"' || c == '`' || (c == '\'' && !prev_is_word(&chars, i)) {
-            if let Some(end) = chars[i + 1..].iter().position(|&q| q == c) {
-                out.push_str("<str>");
-                i += end + 2;
-                continue;
-            }
+        if (c == '"' || c == '`' || (c == '\'' && !prev_is_word(&chars, i)))
+            && let Some(end) = chars[i + 1..].iter().position(|&q| q == c)
+        {
+            out.push_str("<str>");
+            i += end + 2;
+            continue;
         }
         if is_word_char(c) {
             let start = i;

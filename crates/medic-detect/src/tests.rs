@@ -91,6 +91,13 @@ fn signals_are_routed_and_services_remembered() {
 }
 
 #[test]
+fn detectors_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Detectors>();
+    assert_send::<crate::Correlator>();
+}
+
+#[test]
 fn finding_ids_are_stable() {
     let run = || {
         let mut d = Detectors::new(&DetectorsConfig::default());

@@ -40,7 +40,9 @@ impl ServiceFacts {
                 }
             }
             if f.evidence.is_empty() {
-                let e = Evidence::Note { text: format!("{}: {}", f.service, f.summary) };
+                let e = Evidence::Note {
+                    text: format!("{}: {}", f.service, f.summary),
+                };
                 if !out.contains(&e) && out.len() < 6 {
                     out.push(e);
                 }
@@ -62,7 +64,11 @@ impl ServiceFacts {
     }
     /// The service itself is not running or not answering.
     pub fn is_down(&self) -> bool {
-        self.has_any(&[FindingKind::TargetDown, FindingKind::ProcessExit, FindingKind::CrashLoop])
+        self.has_any(&[
+            FindingKind::TargetDown,
+            FindingKind::ProcessExit,
+            FindingKind::CrashLoop,
+        ])
     }
 }
 
@@ -89,7 +95,12 @@ impl Facts {
             sf.findings.push(f.clone());
         }
         for c in cx.changes {
-            let Some(sf) = services.get_mut(&c.service) else { continue };
+            let Some(sf) = services.get_mut(&c.service) else {
+                continue;
+            };
+            if superseded(c, cx.changes) {
+                continue;
+            }
             match c.kind {
                 ChangeKind::Deploy if c.relevant_at(started, cx.change_lookback_s) => {
                     sf.recent_deploys.push(c.clone())
@@ -122,9 +133,35 @@ impl Facts {
     pub fn most_affected(&self) -> Option<&str> {
         self.services
             .iter()
-            .max_by(|a, b| a.1.findings.len().cmp(&b.1.findings.len()).then(b.0.cmp(a.0)))
+            .max_by(|a, b| {
+                a.1.findings
+                    .len()
+                    .cmp(&b.1.findings.len())
+                    .then(b.0.cmp(a.0))
+            })
             .map(|(k, _)| k.as_str())
     }
+}
+
+/// A change `X → Y` no longer explains anything once a later change on the same service moved
+/// it away from `Y` (a revert, a rollback, a newer deploy): what it introduced is gone.
+fn superseded(c: &ChangeEvent, all: &[ChangeEvent]) -> bool {
+    let Some(to) = c.to.as_deref() else {
+        return false;
+    };
+    let versioned = |k: ChangeKind| {
+        matches!(
+            k,
+            ChangeKind::Deploy | ChangeKind::ConfigChange | ChangeKind::Remediation
+        )
+    };
+    versioned(c.kind)
+        && all.iter().any(|later| {
+            later.service == c.service
+                && later.start > c.start
+                && versioned(later.kind)
+                && later.from.as_deref() == Some(to)
+        })
 }
 
 /// Evidence for a change calendar entry.
@@ -134,14 +171,22 @@ pub fn change_evidence(c: &ChangeEvent) -> Evidence {
         (None, Some(t)) => format!(" → {t}"),
         _ => String::new(),
     };
-    let by = c.author.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
+    let by = c
+        .author
+        .as_deref()
+        .map(|a| format!(" by {a}"))
+        .unwrap_or_default();
     let kind = match c.kind {
         ChangeKind::Deploy => "deploy",
         ChangeKind::ConfigChange => "config change",
         ChangeKind::Planned => "planned event",
         ChangeKind::Remediation => "remediation",
     };
-    let desc = if c.description.is_empty() { String::new() } else { format!(": {}", c.description) };
+    let desc = if c.description.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", c.description)
+    };
     Evidence::Change {
         ts: c.start,
         service: c.service.clone(),

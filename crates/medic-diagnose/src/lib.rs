@@ -85,7 +85,11 @@ pub fn diagnose(incident: &Incident, cx: &DiagnosisContext) -> Diagnosis {
     for rule in rules::ALL {
         (rule.evaluate)(&facts, cx, &mut out);
     }
-    Diagnosis { made_at: cx.now, hypotheses: rank(out, &facts), engine: "rules".into() }
+    Diagnosis {
+        made_at: cx.now,
+        hypotheses: rank(out, &facts),
+        engine: "rules".into(),
+    }
 }
 
 fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
@@ -114,7 +118,11 @@ fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
         .map(|((cause, target), a)| {
             let mut confidence = 1.0 - a.keep_prob;
             let mut reasons = a.reasons;
-            for p in out.penalties.iter().filter(|p| p.cause == cause && p.target == target) {
+            for p in out
+                .penalties
+                .iter()
+                .filter(|p| p.cause == cause && p.target == target)
+            {
                 confidence *= p.factor;
                 reasons.push(format!("but {}", p.reason));
             }
@@ -133,7 +141,9 @@ fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
             cause: Cause::Unknown,
             target: most.to_string(),
             confidence: 0.2,
-            rationale: format!("no rule explains the symptoms better; {most} has the most findings"),
+            rationale: format!(
+                "no rule explains the symptoms better; {most} has the most findings"
+            ),
             evidence: Vec::new(),
         });
     }

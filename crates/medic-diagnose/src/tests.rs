@@ -20,7 +20,11 @@ fn finding(service: &str, kind: K, ts: i64, text: &str) -> Finding {
         detector: kind.as_str().into(),
         score: 0.9,
         summary: text.into(),
-        evidence: vec![Evidence::LogLine { ts: Ts(ts), service: service.into(), line: text.into() }],
+        evidence: vec![Evidence::LogLine {
+            ts: Ts(ts),
+            service: service.into(),
+            line: text.into(),
+        }],
     }
 }
 
@@ -48,13 +52,22 @@ fn change(kind: ChangeKind, service: &str, start: i64, to: &str) -> ChangeEvent 
 
 fn run(inc: &Incident, changes: &[ChangeEvent]) -> Diagnosis {
     let t = topology();
-    let cx = DiagnosisContext { topology: &t, changes, now: Ts(1_010_000), change_lookback_s: 300.0 };
+    let cx = DiagnosisContext {
+        topology: &t,
+        changes,
+        now: Ts(1_010_000),
+        change_lookback_s: 300.0,
+    };
     diagnose(inc, &cx)
 }
 
 fn assert_top(d: &Diagnosis, cause: Cause, target: &str) {
     let top = d.top().expect("a hypothesis");
-    assert_eq!((top.cause, top.target.as_str()), (cause, target), "diagnosis: {d:#?}");
+    assert_eq!(
+        (top.cause, top.target.as_str()),
+        (cause, target),
+        "diagnosis: {d:#?}"
+    );
     assert!(top.confidence >= 0.6, "confidence too low: {d:#?}");
     assert!(!top.evidence.is_empty());
 }
@@ -62,10 +75,20 @@ fn assert_top(d: &Diagnosis, cause: Cause, target: &str) {
 #[test]
 fn memory_growth_then_oom_is_a_leak_not_a_dependency_failure() {
     let inc = incident(vec![
-        finding("catalog", K::MemoryGrowth, 1_000_000, "rss growing 16 MiB/s"),
+        finding(
+            "catalog",
+            K::MemoryGrowth,
+            1_000_000,
+            "rss growing 16 MiB/s",
+        ),
         finding("catalog", K::OomKilled, 1_004_000, "catalog-0 OOMKilled"),
         finding("catalog", K::ProcessExit, 1_004_000, "catalog-0 exited"),
-        finding("frontend", K::ErrorRate, 1_005_000, "GET catalog failed: connection refused"),
+        finding(
+            "frontend",
+            K::ErrorRate,
+            1_005_000,
+            "GET catalog failed: connection refused",
+        ),
     ]);
     assert_top(&run(&inc, &[]), Cause::MemoryLeak, "catalog");
 }
@@ -73,9 +96,24 @@ fn memory_growth_then_oom_is_a_leak_not_a_dependency_failure() {
 #[test]
 fn crash_loop_after_config_change_is_misconfiguration() {
     let inc = incident(vec![
-        finding("checkout", K::ProcessExit, 1_000_000, "checkout-0 exited with code 78"),
-        finding("checkout", K::CrashLoop, 1_002_000, "FATAL config error in c2.json"),
-        finding("frontend", K::ErrorRate, 1_002_000, "checkout: connection refused"),
+        finding(
+            "checkout",
+            K::ProcessExit,
+            1_000_000,
+            "checkout-0 exited with code 78",
+        ),
+        finding(
+            "checkout",
+            K::CrashLoop,
+            1_002_000,
+            "FATAL config error in c2.json",
+        ),
+        finding(
+            "frontend",
+            K::ErrorRate,
+            1_002_000,
+            "checkout: connection refused",
+        ),
         finding("checkout", K::TargetDown, 1_003_000, "scrape failed"),
     ]);
     let changes = [
@@ -89,7 +127,12 @@ fn crash_loop_after_config_change_is_misconfiguration() {
 fn errors_after_deploy_are_a_bad_deployment_of_the_deepest_service() {
     let inc = incident(vec![
         finding("payment", K::ErrorRate, 1_000_000, "31% 500s"),
-        finding("payment", K::NewErrorMessage, 1_000_500, "NullPointerException in v2"),
+        finding(
+            "payment",
+            K::NewErrorMessage,
+            1_000_500,
+            "NullPointerException in v2",
+        ),
         finding("checkout", K::ErrorRate, 1_001_000, "payment returned 500"),
         finding("frontend", K::ErrorRate, 1_002_000, "checkout returned 502"),
     ]);
@@ -99,7 +142,12 @@ fn errors_after_deploy_are_a_bad_deployment_of_the_deepest_service() {
 
 #[test]
 fn old_deploy_does_not_count() {
-    let inc = incident(vec![finding("payment", K::ErrorRate, 1_000_000, "31% 500s")]);
+    let inc = incident(vec![finding(
+        "payment",
+        K::ErrorRate,
+        1_000_000,
+        "31% 500s",
+    )]);
     let changes = [change(ChangeKind::Deploy, "payment", 100_000, "v2")];
     let d = run(&inc, &changes);
     assert_ne!(d.top().map(|h| h.cause), Some(Cause::BadDeployment));
@@ -109,8 +157,18 @@ fn old_deploy_does_not_count() {
 fn dead_cache_with_refused_callers_is_a_dependency_failure() {
     let inc = incident(vec![
         finding("catalog", K::ErrorRate, 1_000_000, "503 from catalog"),
-        finding("catalog", K::NewErrorMessage, 1_000_000, "GET http://127.0.0.1:4000/get failed: connection refused (dependency=cache)"),
-        finding("cache", K::ProcessExit, 1_000_500, "cache-0 killed by signal 6"),
+        finding(
+            "catalog",
+            K::NewErrorMessage,
+            1_000_000,
+            "GET http://127.0.0.1:4000/get failed: connection refused (dependency=cache)",
+        ),
+        finding(
+            "cache",
+            K::ProcessExit,
+            1_000_500,
+            "cache-0 killed by signal 6",
+        ),
         finding("frontend", K::ErrorRate, 1_001_000, "catalog returned 503"),
     ]);
     assert_top(&run(&inc, &[]), Cause::DependencyFailure, "cache");
@@ -132,7 +190,12 @@ fn slow_leaf_with_timing_out_callers_is_network_latency_on_the_leaf() {
     let inc = incident(vec![
         finding("checkout", K::Latency, 1_000_000, "p99 0.41s"),
         finding("payment", K::Latency, 1_000_000, "p99 0.71s"),
-        finding("checkout", K::ErrorRate, 1_001_000, "timed out after 400ms calling payment"),
+        finding(
+            "checkout",
+            K::ErrorRate,
+            1_001_000,
+            "timed out after 400ms calling payment",
+        ),
         finding("frontend", K::ErrorRate, 1_002_000, "checkout returned 504"),
     ]);
     assert_top(&run(&inc, &[]), Cause::NetworkLatency, "payment");
@@ -163,7 +226,12 @@ fn announced_surge_is_a_planned_event() {
 
 #[test]
 fn unexplained_symptoms_fall_back_to_unknown() {
-    let inc = incident(vec![finding("frontend", K::ErrorLogBurst, 1_000_000, "errors")]);
+    let inc = incident(vec![finding(
+        "frontend",
+        K::ErrorLogBurst,
+        1_000_000,
+        "errors",
+    )]);
     let d = run(&inc, &[]);
     assert_eq!(d.top().map(|h| h.cause), Some(Cause::Unknown));
     assert_eq!(d.top().map(|h| h.target.as_str()), Some("frontend"));
@@ -182,4 +250,37 @@ fn diagnosis_is_deterministic_and_bounded() {
     for h in &a.hypotheses {
         assert!((0.0..=1.0).contains(&h.confidence), "{h:?}");
     }
+}
+
+#[test]
+fn a_change_already_reverted_explains_nothing() {
+    let inc = incident(vec![
+        finding(
+            "checkout",
+            K::ErrorRate,
+            1_000_000,
+            "timed out after 400ms calling payment",
+        ),
+        finding("payment", K::Latency, 1_000_000, "p99 0.99s"),
+    ]);
+    let mut bad = change(ChangeKind::ConfigChange, "checkout", 900_000, "c2");
+    bad.from = Some("c1".into());
+    let mut revert = change(ChangeKind::Remediation, "checkout", 905_000, "c1");
+    revert.from = Some("c2".into());
+    let mut deploy = change(ChangeKind::Deploy, "payment", 910_000, "v2");
+    deploy.from = Some("v1".into());
+    let mut rollback = change(ChangeKind::Remediation, "payment", 915_000, "v1");
+    rollback.from = Some("v2".into());
+    assert_top(
+        &run(&inc, &[bad.clone(), revert, deploy.clone(), rollback]),
+        Cause::NetworkLatency,
+        "payment",
+    );
+    // Without the revert, the config change is still in force and is a suspect.
+    let d = run(&inc, &[bad, deploy]);
+    assert!(
+        d.hypotheses
+            .iter()
+            .any(|h| h.cause == Cause::Misconfiguration)
+    );
 }

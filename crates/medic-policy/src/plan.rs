@@ -65,6 +65,7 @@ pub fn plan(
         verification_window_s: policy.verification_window.as_secs_f64(),
         verify: incident.symptoms(),
         rollback_if_failed: policy.rollback_if_failed,
+        previous_replicas: replicas.and(current_replicas),
         escalation: policy.escalation.clone(),
     })
 }

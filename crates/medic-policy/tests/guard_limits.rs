@@ -85,6 +85,7 @@ proptest! {
                 verification_window_s: 10.0,
                 verify: vec![],
                 rollback_if_failed: false,
+                previous_replicas: None,
                 escalation: None,
             };
             history.in_flight = executed.iter().filter(|e| e.start <= now && now < e.end).count() as u32;

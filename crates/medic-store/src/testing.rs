@@ -14,6 +14,9 @@ pub fn tamper_payload(path: &Path, seq: u64) -> Result<(), StoreError> {
     if changed == 1 {
         Ok(())
     } else {
-        Err(StoreError::Corrupt { what: format!("audit record {seq}"), detail: "no such record to tamper with".into() })
+        Err(StoreError::Corrupt {
+            what: format!("audit record {seq}"),
+            detail: "no such record to tamper with".into(),
+        })
     }
 }

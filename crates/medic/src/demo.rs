@@ -98,7 +98,10 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     };
     for f in &faults {
         if !ALL_FAULTS.contains(&f.as_str()) {
-            bail!("unknown fault `{f}`: expected one of {}", ALL_FAULTS.join(", "));
+            bail!(
+                "unknown fault `{f}`: expected one of {}",
+                ALL_FAULTS.join(", ")
+            );
         }
     }
     let json = match args.report.as_str() {
@@ -108,11 +111,16 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     };
     let run_dir = match &args.dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("medic-demo-{}-{}", std::process::id(), Ts::now().0)),
+        None => {
+            std::env::temp_dir().join(format!("medic-demo-{}-{}", std::process::id(), Ts::now().0))
+        }
     };
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let estate_dir = run_dir.join("estate");
-    let store_path = args.store.clone().unwrap_or_else(|| run_dir.join("medic.db"));
+    let store_path = args
+        .store
+        .clone()
+        .unwrap_or_else(|| run_dir.join("medic.db"));
     eprintln!("medic demo: estate in {}", estate_dir.display());
     eprintln!("medic demo: store (SQLite) at {}", store_path.display());
 
@@ -133,7 +141,11 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         print_table(&report);
     }
     let all_healed = report.incidents.iter().all(|r| r.outcome == "healed");
-    Ok(if report.audit_verified && all_healed { 0 } else { 1 })
+    Ok(if report.audit_verified && all_healed {
+        0
+    } else {
+        1
+    })
 }
 
 fn spawn_estate(run_dir: &Path, estate_dir: &Path, seed: u64) -> Result<Child> {
@@ -161,7 +173,10 @@ async fn stop_estate(child: &mut Child) {
             nix::sys::signal::Signal::SIGTERM,
         );
     }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
 }
@@ -175,13 +190,22 @@ async fn wait_for_file(path: &Path, timeout: Duration) -> Result<String> {
             return Ok(s.trim().to_string());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("the demo estate did not write {} within {timeout:?} (see estate.log beside it)", path.display());
+            bail!(
+                "the demo estate did not write {} within {timeout:?} (see estate.log beside it)",
+                path.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn drive(args: &DemoArgs, faults: &[String], estate_dir: &Path, store_path: &Path, json: bool) -> Result<Report> {
+async fn drive(
+    args: &DemoArgs,
+    faults: &[String],
+    estate_dir: &Path,
+    store_path: &Path,
+    json: bool,
+) -> Result<Report> {
     let addr = wait_for_file(&estate_dir.join("supervisor.addr"), Duration::from_secs(60)).await?;
     let base = format!("http://{addr}");
     eprintln!("medic demo: estate up, supervisor at {base}");
@@ -191,12 +215,16 @@ async fn drive(args: &DemoArgs, faults: &[String], estate_dir: &Path, store_path
     vars.insert("SUPERVISOR_URL", base.clone());
     vars.insert("MEDIC_STORE", store_path.display().to_string());
     let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
-    let cfg = medic_config::load_str(DEMO_CONFIG, "examples/demo/medic.yaml", estate_dir, &lookup).map_err(|errs| {
-        anyhow::anyhow!(
-            "the embedded demo config is invalid:\n{}",
-            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
-        )
-    })?;
+    let cfg = medic_config::load_str(DEMO_CONFIG, "examples/demo/medic.yaml", estate_dir, &lookup)
+        .map_err(|errs| {
+            anyhow::anyhow!(
+                "the embedded demo config is invalid:\n{}",
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
     let store = Arc::new(Store::open(store_path)?);
     let running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock))?;
     let mut timeline = running.timeline.resubscribe();
@@ -206,7 +234,9 @@ async fn drive(args: &DemoArgs, faults: &[String], estate_dir: &Path, store_path
         }
     });
 
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
     eprintln!("medic demo: learning baselines for {:.0}s", args.warmup);
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
 
@@ -223,8 +253,15 @@ async fn drive(args: &DemoArgs, faults: &[String], estate_dir: &Path, store_path
             .await?;
         let service = resp["service"].as_str().unwrap_or_default().to_string();
         let at = Ts(resp["injected_at"].as_i64().unwrap_or_else(|| Ts::now().0));
-        eprintln!("\n{}  ==== injected {kind} into {service} ====", at.clock_time());
-        injected.push(Injected { kind: kind.clone(), service: service.clone(), at });
+        eprintln!(
+            "\n{}  ==== injected {kind} into {service} ====",
+            at.clock_time()
+        );
+        injected.push(Injected {
+            kind: kind.clone(),
+            service: service.clone(),
+            at,
+        });
         wait_for_settled(&store, at, args.fault_timeout).await?;
         let _ = http
             .post(format!("{base}/demo/clear"))
@@ -280,7 +317,10 @@ fn outcome_word(i: &Incident) -> String {
     }
 }
 
-pub fn build_report_from(incidents: &[Incident], injected: &[(String, String, Ts)]) -> (Vec<FaultRow>, Vec<UnmatchedAction>) {
+pub fn build_report_from(
+    incidents: &[Incident],
+    injected: &[(String, String, Ts)],
+) -> (Vec<FaultRow>, Vec<UnmatchedAction>) {
     let mut rows = Vec::new();
     let mut unmatched = Vec::new();
     let window_of = |idx: usize| {
@@ -290,14 +330,25 @@ pub fn build_report_from(incidents: &[Incident], injected: &[(String, String, Ts
     };
     for (idx, (kind, service, at)) in injected.iter().enumerate() {
         let (start, end) = window_of(idx);
-        let mine: Vec<&Incident> = incidents.iter().filter(|i| i.opened.0 >= start && i.opened.0 < end).collect();
+        let mine: Vec<&Incident> = incidents
+            .iter()
+            .filter(|i| i.opened.0 >= start && i.opened.0 < end)
+            .collect();
         let primary = mine.first().copied();
-        let top = primary.and_then(|i| i.diagnosis.as_ref()).and_then(|d| d.top());
+        let top = primary
+            .and_then(|i| i.diagnosis.as_ref())
+            .and_then(|d| d.top());
         let action = primary.and_then(|i| {
-            i.executions.iter().rev().find(|e| e.status == ExecutionStatus::Succeeded).map(|e| e.action.kind.as_str().to_string())
+            i.executions
+                .iter()
+                .rev()
+                .find(|e| e.status == ExecutionStatus::Succeeded)
+                .map(|e| e.action.kind.as_str().to_string())
         });
         let recover_s = primary.and_then(|i| match &i.outcome {
-            Some(Outcome::Healed { healthy_since, .. }) => Some(round1(healthy_since.secs_since(*at))),
+            Some(Outcome::Healed { healthy_since, .. }) => {
+                Some(round1(healthy_since.secs_since(*at)))
+            }
             _ => None,
         });
         rows.push(FaultRow {
@@ -329,7 +380,11 @@ pub fn build_report_from(incidents: &[Incident], injected: &[(String, String, Ts
     // Actions of incidents that no fault explains (opened before the first injection).
     let first = injected.first().map_or(i64::MAX, |f| f.2.0 - 2000);
     for i in incidents.iter().filter(|i| i.opened.0 < first) {
-        for e in i.executions.iter().filter(|e| e.action.kind != ActionKind::NoAction) {
+        for e in i
+            .executions
+            .iter()
+            .filter(|e| e.action.kind != ActionKind::NoAction)
+        {
             unmatched.push(UnmatchedAction {
                 incident: i.id.clone(),
                 action: e.action.to_string(),
@@ -343,7 +398,10 @@ pub fn build_report_from(incidents: &[Incident], injected: &[(String, String, Ts
 
 fn build_report(store: &Store, injected: &[Injected], store_path: &Path) -> Result<Report> {
     let incidents = store.incidents()?;
-    let inj: Vec<(String, String, Ts)> = injected.iter().map(|i| (i.kind.clone(), i.service.clone(), i.at)).collect();
+    let inj: Vec<(String, String, Ts)> = injected
+        .iter()
+        .map(|i| (i.kind.clone(), i.service.clone(), i.at))
+        .collect();
     let (rows, unmatched) = build_report_from(&incidents, &inj);
     let audit = store.verify_audit()?;
     Ok(Report {
@@ -363,7 +421,15 @@ fn print_table(r: &Report) {
     println!();
     println!(
         "{:<17} {:<9} {:<13} {:<19} {:>5} {:<17} {:>8} {:>9}  {}",
-        "fault", "service", "incident", "top hypothesis", "conf", "action", "detect_s", "recover_s", "outcome"
+        "fault",
+        "service",
+        "incident",
+        "top hypothesis",
+        "conf",
+        "action",
+        "detect_s",
+        "recover_s",
+        "outcome"
     );
     let dash = |o: Option<f64>| o.map_or("-".to_string(), |v| format!("{v:.1}"));
     for row in &r.incidents {
@@ -371,7 +437,11 @@ fn print_table(r: &Report) {
             (Some(c), Some(t)) => format!("{c}@{t}"),
             _ => "-".into(),
         };
-        let count = if row.incident_count > 1 { format!(" (+{} more)", row.incident_count - 1) } else { String::new() };
+        let count = if row.incident_count > 1 {
+            format!(" (+{} more)", row.incident_count - 1)
+        } else {
+            String::new()
+        };
         println!(
             "{:<17} {:<9} {:<13} {:<19} {:>5} {:<17} {:>8} {:>9}  {}{}",
             row.fault,
@@ -391,7 +461,10 @@ fn print_table(r: &Report) {
         println!("no action touched a healthy service");
     } else {
         for u in &r.unmatched_actions {
-            println!("UNMATCHED ACTION: {} in {} (during {:?})", u.action, u.incident, u.during_fault);
+            println!(
+                "UNMATCHED ACTION: {} in {} (during {:?})",
+                u.action, u.incident, u.during_fault
+            );
         }
     }
     println!(

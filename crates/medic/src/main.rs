@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "medic", version, about = "A self-healing agent for cloud estates")]
+#[command(
+    name = "medic",
+    version,
+    about = "A self-healing agent for cloud estates"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,7 +87,10 @@ enum AuditCommand {
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn open_existing_store(path: &PathBuf) -> Result<Store> {
@@ -125,9 +132,10 @@ async fn real_main() -> Result<i32> {
                     return Ok(2);
                 }
             };
-            let store = Arc::new(Store::open(&cfg.store.sqlite).with_context(|| {
-                format!("opening store {}", cfg.store.sqlite.display())
-            })?);
+            let store = Arc::new(
+                Store::open(&cfg.store.sqlite)
+                    .with_context(|| format!("opening store {}", cfg.store.sqlite.display()))?,
+            );
             let mut running = medic_agent::start(cfg, store, Arc::new(SystemClock))?;
             let mut timeline = running.timeline.resubscribe();
             tokio::spawn(async move {
@@ -157,7 +165,9 @@ async fn real_main() -> Result<i32> {
                 Ok(2)
             }
         }
-        Command::Audit { command: AuditCommand::Verify { store } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { store },
+        } => {
             let store = open_existing_store(&store)?;
             let report = store.verify_audit()?;
             match report.broken {
@@ -171,7 +181,9 @@ async fn real_main() -> Result<i32> {
                 }
             }
         }
-        Command::Audit { command: AuditCommand::Show { store, incident } } => {
+        Command::Audit {
+            command: AuditCommand::Show { store, incident },
+        } => {
             let store = open_existing_store(&store)?;
             let records = match incident {
                 Some(i) => store.audit_records_for(&i)?,
@@ -195,7 +207,14 @@ async fn real_main() -> Result<i32> {
                     .and_then(|d| d.top())
                     .map(|h| format!("{}@{} ({:.2})", h.cause, h.target, h.confidence))
                     .unwrap_or_else(|| "-".into());
-                println!("{}  {}  {:<10}  {}  {}", i.id, i.opened, i.state, top, i.closing_reason.unwrap_or_default());
+                println!(
+                    "{}  {}  {:<10}  {}  {}",
+                    i.id,
+                    i.opened,
+                    i.state,
+                    top,
+                    i.closing_reason.unwrap_or_default()
+                );
             }
             Ok(0)
         }

@@ -14,13 +14,48 @@ struct Expect {
 }
 
 const EXPECTED: [Expect; 7] = [
-    Expect { fault: "memory_leak", service: "catalog", cause: "memory_leak", action: "restart_workload" },
-    Expect { fault: "bad_config", service: "checkout", cause: "misconfiguration", action: "revert_config" },
-    Expect { fault: "bad_deployment", service: "payment", cause: "bad_deployment", action: "rollback_release" },
-    Expect { fault: "dependency_down", service: "cache", cause: "dependency_failure", action: "restart_workload" },
-    Expect { fault: "latency", service: "payment", cause: "network_latency", action: "restart_workload" },
-    Expect { fault: "load_surge", service: "frontend", cause: "load_surge", action: "scale_workload" },
-    Expect { fault: "planned_campaign", service: "frontend", cause: "planned_event", action: "scale_workload" },
+    Expect {
+        fault: "memory_leak",
+        service: "catalog",
+        cause: "memory_leak",
+        action: "restart_workload",
+    },
+    Expect {
+        fault: "bad_config",
+        service: "checkout",
+        cause: "misconfiguration",
+        action: "revert_config",
+    },
+    Expect {
+        fault: "bad_deployment",
+        service: "payment",
+        cause: "bad_deployment",
+        action: "rollback_release",
+    },
+    Expect {
+        fault: "dependency_down",
+        service: "cache",
+        cause: "dependency_failure",
+        action: "restart_workload",
+    },
+    Expect {
+        fault: "latency",
+        service: "payment",
+        cause: "network_latency",
+        action: "restart_workload",
+    },
+    Expect {
+        fault: "load_surge",
+        service: "frontend",
+        cause: "load_surge",
+        action: "scale_workload",
+    },
+    Expect {
+        fault: "planned_campaign",
+        service: "frontend",
+        cause: "planned_event",
+        action: "scale_workload",
+    },
 ];
 
 #[test]
@@ -36,8 +71,9 @@ fn demo_heals_every_fault_kind() {
         .expect("run medic demo");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("stdout is not one JSON object ({e}):\n{stdout}\n--- stderr:\n{stderr}")
+    });
     let ctx = format!("report: {report:#}\n--- timeline:\n{stderr}");
 
     let rows = report["incidents"].as_array().expect("incidents array");
@@ -54,18 +90,28 @@ fn demo_heals_every_fault_kind() {
         assert_eq!(row["action"], want.action, "{f}: action\n{ctx}");
         assert_eq!(row["outcome"], "healed", "{f}: outcome\n{ctx}");
         let detect = row["detect_s"].as_f64().expect("detect_s");
-        assert!((-2.0..=20.0).contains(&detect), "{f}: detect_s {detect}\n{ctx}");
+        assert!(
+            (-2.0..=20.0).contains(&detect),
+            "{f}: detect_s {detect}\n{ctx}"
+        );
         let recover = row["recover_s"].as_f64().expect("recover_s");
         assert!(recover <= 60.0, "{f}: recover_s {recover}\n{ctx}");
     }
     let planned = &rows[6];
     assert!(
-        !matches!(planned["action"].as_str(), Some("restart_workload" | "rollback_release" | "revert_config")),
+        !matches!(
+            planned["action"].as_str(),
+            Some("restart_workload" | "rollback_release" | "revert_config")
+        ),
         "planned campaign got a disruptive action: {ctx}"
     );
     assert_eq!(report["unmatched_actions"], serde_json::json!([]), "{ctx}");
     assert_eq!(report["audit_verified"], true, "{ctx}");
-    assert!(out.status.success(), "demo exit status {:?}\n{ctx}", out.status);
+    assert!(
+        out.status.success(),
+        "demo exit status {:?}\n{ctx}",
+        out.status
+    );
 
     // The CLI's own check agrees.
     let verify = Command::new(env!("CARGO_BIN_EXE_medic"))
@@ -73,17 +119,28 @@ fn demo_heals_every_fault_kind() {
         .arg(&store)
         .output()
         .expect("run medic audit verify");
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 
     // And catches tampering with the very same file.
     let conn = rusqlite_free_tamper(&store);
-    assert!(conn, "could not tamper with the store for the negative check");
+    assert!(
+        conn,
+        "could not tamper with the store for the negative check"
+    );
     let verify = Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(["audit", "verify", "--store"])
         .arg(&store)
         .output()
         .expect("run medic audit verify");
-    assert!(!verify.status.success(), "tampered store verified: {}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        !verify.status.success(),
+        "tampered store verified: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     assert!(String::from_utf8_lossy(&verify.stdout).contains("record"));
 }
 

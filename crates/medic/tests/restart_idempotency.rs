@@ -52,7 +52,11 @@ fn start_estate(dir: &Path) -> Estate {
         assert!(Instant::now() < deadline, "estate did not start");
         std::thread::sleep(Duration::from_millis(100));
     };
-    Estate { child, dir: dir.to_path_buf(), addr }
+    Estate {
+        child,
+        dir: dir.to_path_buf(),
+        addr,
+    }
 }
 
 fn agent(estate: &Estate, store: &Path, failpoint: Option<&str>) -> Child {
@@ -116,13 +120,20 @@ fn crash_and_resume(failpoint: &str) {
 
     let mut first = agent(&estate, &store_path, Some(failpoint));
     std::thread::sleep(Duration::from_secs(15)); // baselines
-    post(&estate.addr, "/demo/faults", r#"{"kind":"dependency_down"}"#);
+    post(
+        &estate.addr,
+        "/demo/faults",
+        r#"{"kind":"dependency_down"}"#,
+    );
     let code = wait_exit(&mut first, Duration::from_secs(60));
     assert_eq!(code, Some(86), "agent should stop at failpoint {failpoint}");
 
     let before = supervisor_actions(&estate.dir).len();
     let expected_before = if failpoint == "before_action" { 0 } else { 1 };
-    assert_eq!(before, expected_before, "actions executed before the restart");
+    assert_eq!(
+        before, expected_before,
+        "actions executed before the restart"
+    );
     {
         let store = medic_store::Store::open(&store_path).expect("open store");
         let active = store.active_incidents().expect("incidents");
@@ -151,7 +162,11 @@ fn crash_and_resume(failpoint: &str) {
 
     assert_eq!(resolved.state, IncidentState::Resolved, "{resolved:#?}");
     let actions = supervisor_actions(&estate.dir);
-    assert_eq!(actions.len(), 1, "exactly one execution across the crash: {actions:#?}");
+    assert_eq!(
+        actions.len(),
+        1,
+        "exactly one execution across the crash: {actions:#?}"
+    );
     assert_eq!(resolved.executions.len(), 1, "{resolved:#?}");
     assert_eq!(resolved.executions[0].status, ExecutionStatus::Succeeded);
     let store = medic_store::Store::open(&store_path).expect("open store");

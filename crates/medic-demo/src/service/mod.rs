@@ -377,8 +377,23 @@ fn json_error(code: StatusCode, msg: &str) -> Response {
     (code, axum::Json(serde_json::json!({ "error": msg }))).into_response()
 }
 
-/// Serves one application request and records its metrics and log line.
+/// Serves one application request in its own task: a caller that gives up (a timeout
+/// upstream) must not cancel the work, or the slow request would vanish from this service's
+/// metrics and log, as it would not in a real server.
 async fn handle(
+    app: Arc<App>,
+    method: Method,
+    route: &'static str,
+    headers: HeaderMap,
+) -> Response {
+    match tokio::spawn(handle_to_completion(app, method, route, headers)).await {
+        Ok(resp) => resp,
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "request handler failed"),
+    }
+}
+
+/// Serves one application request and records its metrics and log line.
+async fn handle_to_completion(
     app: Arc<App>,
     method: Method,
     route: &'static str,
@@ -491,7 +506,14 @@ async fn serve(app: &App, method: &Method, route: &'static str, trace_id: &str) 
             }
         }
     };
-    let service_time = app.rng(|r| r.jitter(app.cfg.service_ms as f64, 0.3));
+    let downstream = downstream_for(route, &app.deps);
+    // Per-route cost: rendering a page locally costs the full service time, proxying an
+    // API call to a dependency half of it.
+    let local_ms = match downstream {
+        Some(_) => app.cfg.service_ms as f64 / 2.0,
+        None => app.cfg.service_ms as f64,
+    };
+    let service_time = app.rng(|r| r.jitter(local_ms, 0.3));
     tokio::time::sleep(Duration::from_secs_f64(service_time / 1000.0)).await;
     burn_cpu(Duration::from_micros(app.cfg.cpu_work_us));
     drop(permit);
@@ -507,10 +529,10 @@ async fn serve(app: &App, method: &Method, route: &'static str, trace_id: &str) 
             stack_trace(&app.service, "GatewayError", &detail),
         );
     }
-    if let Some(dep) = downstream_for(route, &app.deps) {
-        if let Err(failure) = call_dependency(app, dep, method, route, trace_id).await {
-            return failure;
-        }
+    if let Some(dep) = downstream
+        && let Err(failure) = call_dependency(app, dep, method, route, trace_id).await
+    {
+        return failure;
     }
     let body = if route == "/" {
         format!(

@@ -5,11 +5,16 @@ use crate::facts::change_evidence;
 use crate::{DiagnosisContext, Facts, RuleOutput};
 use medic_core::{Cause, FindingKind as K};
 
-pub const RULE: Rule = Rule { name: "bad_deployment", evaluate };
+pub const RULE: Rule = Rule {
+    name: "bad_deployment",
+    evaluate,
+};
 
 fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
     for (s, sf) in &facts.services {
-        let Some(deploy) = sf.recent_deploys.last() else { continue };
+        let Some(deploy) = sf.recent_deploys.last() else {
+            continue;
+        };
         let release = deploy.to.as_deref().unwrap_or("a new release");
         let errors = [K::ErrorRate, K::ErrorLogBurst, K::NewErrorMessage];
         if sf.has_any(&errors) {
@@ -45,7 +50,12 @@ fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
         if let Some(cfg) = sf.recent_config_changes.last()
             && cfg.start > deploy.start
         {
-            out.penalise(Cause::BadDeployment, s, 0.6, "a config change came after the deploy");
+            out.penalise(
+                Cause::BadDeployment,
+                s,
+                0.6,
+                "a config change came after the deploy",
+            );
         }
     }
 }

@@ -4,7 +4,10 @@ use super::Rule;
 use crate::{DiagnosisContext, Facts, RuleOutput};
 use medic_core::{Cause, Evidence, FindingKind as K};
 
-pub const RULE: Rule = Rule { name: "dependency_failure", evaluate };
+pub const RULE: Rule = Rule {
+    name: "dependency_failure",
+    evaluate,
+};
 
 fn evaluate(facts: &Facts, cx: &DiagnosisContext, out: &mut RuleOutput) {
     // Candidates: every service that is down, plus every dependency a failing caller names as
@@ -38,7 +41,9 @@ fn evaluate(facts: &Facts, cx: &DiagnosisContext, out: &mut RuleOutput) {
         }
         let mut callers = 0;
         for caller in cx.topology.dependents(&d) {
-            let Some(cf) = facts.get(caller) else { continue };
+            let Some(cf) = facts.get(caller) else {
+                continue;
+            };
             if !cf.is_failing() || callers >= 2 {
                 continue;
             }
@@ -48,8 +53,11 @@ fn evaluate(facts: &Facts, cx: &DiagnosisContext, out: &mut RuleOutput) {
                 callers += 1;
                 // Naming the dependency *and* being refused by it is the strongest sign.
                 let weight = if names_it && refused { 0.6 } else { 0.4 };
-                let mut evidence = cf.evidence_of(&[K::NewErrorMessage, K::ErrorLogBurst, K::ErrorRate]);
-                evidence.push(Evidence::Note { text: format!("{caller} calls {d}") });
+                let mut evidence =
+                    cf.evidence_of(&[K::NewErrorMessage, K::ErrorLogBurst, K::ErrorRate]);
+                evidence.push(Evidence::Note {
+                    text: format!("{caller} calls {d}"),
+                });
                 out.support(
                     Cause::DependencyFailure,
                     &d,

@@ -4,7 +4,10 @@ use super::Rule;
 use crate::{DiagnosisContext, Facts, RuleOutput};
 use medic_core::{Cause, FindingKind as K};
 
-pub const RULE: Rule = Rule { name: "load_surge", evaluate };
+pub const RULE: Rule = Rule {
+    name: "load_surge",
+    evaluate,
+};
 
 fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
     for (s, sf) in &facts.services {
@@ -28,7 +31,12 @@ fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
             );
         }
         if !sf.planned.is_empty() {
-            out.penalise(Cause::LoadSurge, s, 0.3, "the surge was announced in the change calendar");
+            out.penalise(
+                Cause::LoadSurge,
+                s,
+                0.3,
+                "the surge was announced in the change calendar",
+            );
         }
     }
 }

@@ -4,7 +4,10 @@ use super::Rule;
 use crate::{DiagnosisContext, Facts, RuleOutput};
 use medic_core::{Cause, FindingKind as K};
 
-pub const RULE: Rule = Rule { name: "memory_leak", evaluate };
+pub const RULE: Rule = Rule {
+    name: "memory_leak",
+    evaluate,
+};
 
 fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
     for (s, sf) in &facts.services {

@@ -5,7 +5,10 @@ use crate::facts::change_evidence;
 use crate::{DiagnosisContext, Facts, RuleOutput};
 use medic_core::{Cause, FindingKind as K};
 
-pub const RULE: Rule = Rule { name: "misconfiguration", evaluate };
+pub const RULE: Rule = Rule {
+    name: "misconfiguration",
+    evaluate,
+};
 
 fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
     for (s, sf) in &facts.services {
@@ -24,7 +27,11 @@ fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
                         evidence,
                     );
                 } else if sf.has_any(&[K::ErrorRate, K::ErrorLogBurst, K::NewErrorMessage]) {
-                    evidence.extend(sf.evidence_of(&[K::ErrorRate, K::ErrorLogBurst, K::NewErrorMessage]));
+                    evidence.extend(sf.evidence_of(&[
+                        K::ErrorRate,
+                        K::ErrorLogBurst,
+                        K::NewErrorMessage,
+                    ]));
                     out.support(
                         Cause::Misconfiguration,
                         s,

@@ -5,11 +5,16 @@ use crate::facts::change_evidence;
 use crate::{DiagnosisContext, Facts, RuleOutput};
 use medic_core::{Cause, FindingKind as K};
 
-pub const RULE: Rule = Rule { name: "planned_event", evaluate };
+pub const RULE: Rule = Rule {
+    name: "planned_event",
+    evaluate,
+};
 
 fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
     for (s, sf) in &facts.services {
-        let Some(event) = sf.planned.last() else { continue };
+        let Some(event) = sf.planned.last() else {
+            continue;
+        };
         let load_symptoms = [K::TrafficSurge, K::Latency, K::ErrorRate, K::CpuSaturation];
         if !sf.has_any(&load_symptoms) {
             continue;
@@ -21,7 +26,10 @@ fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
             Cause::PlannedEvent,
             s,
             weight,
-            format!("{s}'s symptoms fall inside a planned event: {}", event.description),
+            format!(
+                "{s}'s symptoms fall inside a planned event: {}",
+                event.description
+            ),
             evidence,
         );
     }

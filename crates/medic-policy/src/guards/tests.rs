@@ -22,6 +22,7 @@ fn plan(kind: ActionKind, target: &str) -> Plan {
         verification_window_s: 30.0,
         verify: vec![],
         rollback_if_failed: false,
+        previous_replicas: None,
         escalation: None,
     }
 }
@@ -335,7 +336,11 @@ fn cooldown_is_per_policy_and_ignores_the_incidents_own_retries() {
     let mut own = done(ActionKind::RestartWorkload, "a", 10);
     own.policy = "p".into();
     own.incident = "mine".into();
-    let mut h = History { executions: vec![own.clone()], incident: "mine".into(), ..History::default() };
+    let mut h = History {
+        executions: vec![own.clone()],
+        incident: "mine".into(),
+        ..History::default()
+    };
     let mut p = plan(ActionKind::RestartWorkload, "a");
     p.policy = "p".into();
     p.cooldown_s = 120.0;
