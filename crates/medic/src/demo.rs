@@ -420,16 +420,8 @@ fn round1(x: f64) -> f64 {
 fn print_table(r: &Report) {
     println!();
     println!(
-        "{:<17} {:<9} {:<13} {:<19} {:>5} {:<17} {:>8} {:>9}  {}",
-        "fault",
-        "service",
-        "incident",
-        "top hypothesis",
-        "conf",
-        "action",
-        "detect_s",
-        "recover_s",
-        "outcome"
+        "{:<17} {:<9} {:<13} {:<27} {:>5} {:<17} {:>8} {:>9}  outcome",
+        "fault", "service", "incident", "top hypothesis", "conf", "action", "detect_s", "recover_s"
     );
     let dash = |o: Option<f64>| o.map_or("-".to_string(), |v| format!("{v:.1}"));
     for row in &r.incidents {
@@ -443,7 +435,7 @@ fn print_table(r: &Report) {
             String::new()
         };
         println!(
-            "{:<17} {:<9} {:<13} {:<19} {:>5} {:<17} {:>8} {:>9}  {}{}",
+            "{:<17} {:<9} {:<13} {:<27} {:>5} {:<17} {:>8} {:>9}  {}{}",
             row.fault,
             row.service,
             row.incident.as_deref().unwrap_or("-"),

@@ -93,7 +93,7 @@ fn init_tracing(default: &str) {
         .try_init();
 }
 
-fn open_existing_store(path: &PathBuf) -> Result<Store> {
+fn open_existing_store(path: &std::path::Path) -> Result<Store> {
     if !path.exists() {
         anyhow::bail!("store {} does not exist", path.display());
     }
@@ -232,7 +232,7 @@ async fn real_main() -> Result<i32> {
     }
 }
 
-fn answer(store: &PathBuf, incident: &str, word: &str) -> Result<i32> {
+fn answer(store: &std::path::Path, incident: &str, word: &str) -> Result<i32> {
     let store = open_existing_store(store)?;
     match store.incident(incident)? {
         Some(i) if i.state == medic_core::IncidentState::AwaitingApproval => {
