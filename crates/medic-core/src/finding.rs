@@ -29,6 +29,18 @@ pub enum FindingKind {
     TrafficSurge,
     /// CPU use near saturation.
     CpuSaturation,
+    /// An alert fired by an external alerting system (Prometheus/Alertmanager).
+    AlertFiring,
+    /// A metric series departed from its learned behaviour (level shift, spike, change point).
+    MetricAnomaly,
+    /// A growing series is forecast to cross its threshold soon.
+    PredictedBreach,
+    /// A log template never seen in the service's baseline.
+    NewLogTemplate,
+    /// A log template's rate spiked or vanished against its own baseline.
+    LogTemplateRate,
+    /// A line matched the curated pattern library (connection refused, OOM, TLS, DNS ...).
+    LogPattern,
 }
 
 impl FindingKind {
@@ -45,6 +57,12 @@ impl FindingKind {
             FindingKind::TargetDown => "target_down",
             FindingKind::TrafficSurge => "traffic_surge",
             FindingKind::CpuSaturation => "cpu_saturation",
+            FindingKind::AlertFiring => "alert_firing",
+            FindingKind::MetricAnomaly => "metric_anomaly",
+            FindingKind::PredictedBreach => "predicted_breach",
+            FindingKind::NewLogTemplate => "new_log_template",
+            FindingKind::LogTemplateRate => "log_template_rate",
+            FindingKind::LogPattern => "log_pattern",
         }
     }
 }

@@ -18,8 +18,8 @@ pub use diagnosis::{Cause, Diagnosis, Hypothesis};
 pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};
 pub use incident::{Decision, Incident, IncidentId, IncidentState, Mode, Plan};
 pub use signal::{
-    ChangeEvent, ChangeKind, Level, LogLine, MetricSample, ProcessEvent, ProcessEventKind,
-    ProcessEventRecord, Signal, SignalPayload,
+    AlertSignal, ChangeEvent, ChangeKind, Level, LogLine, MetricSample, ProcessEvent,
+    ProcessEventKind, ProcessEventRecord, Signal, SignalPayload,
 };
 pub use time::{Clock, ManualClock, SystemClock, Ts};
 pub use topology::Topology;

@@ -37,6 +37,31 @@ pub enum SignalPayload {
     Process(ProcessEvent),
     /// An entry of the change calendar: deploys, config changes, planned events.
     Change(ChangeEvent),
+    /// An alert from an external alerting system, firing or resolved.
+    Alert(AlertSignal),
+}
+
+/// One alert as Alertmanager (webhook v4) or another alerting system reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertSignal {
+    /// Stable identity of the alert (Alertmanager's fingerprint), used to dedupe.
+    pub fingerprint: String,
+    /// `firing` or `resolved`.
+    pub firing: bool,
+    /// `alertname` label.
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: Ts,
+    #[serde(default)]
+    pub ends_at: Option<Ts>,
+    #[serde(default)]
+    pub generator_url: Option<String>,
+    /// The group key of the notification it came in, for grouping.
+    #[serde(default)]
+    pub group_key: Option<String>,
 }
 
 #[derive(

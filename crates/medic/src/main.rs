@@ -132,6 +132,12 @@ async fn real_main() -> Result<i32> {
                     return Ok(2);
                 }
             };
+            if cfg.server.enabled {
+                eprintln!(
+                    "medic: server.enabled is set, but this version has no HTTP server: nothing listens on {}",
+                    cfg.server.listen
+                );
+            }
             let store = Arc::new(
                 Store::open(&cfg.store.sqlite)
                     .with_context(|| format!("opening store {}", cfg.store.sqlite.display()))?,

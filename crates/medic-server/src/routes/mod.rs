@@ -1,0 +1,7 @@
+//! One module per protocol.
+
+pub mod alertmanager;
+pub mod logs;
+pub mod metrics;
+pub mod otlp;
+pub mod remote_write;

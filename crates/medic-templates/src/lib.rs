@@ -1,0 +1,1 @@
+//! Streaming log template mining. Not built yet: its owner fills this crate.

@@ -1,0 +1,145 @@
+//! The CLI's contract: `medic validate` lists every error and exits 2 (0 when valid);
+//! `medic audit verify` refuses a missing store; Ctrl-C on `medic demo` leaves no process.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn medic() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+}
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = medic()
+        .arg("validate")
+        .arg(examples().join("medic.yaml"))
+        .arg(examples().join("policies/default.yaml"))
+        .env("ESTATE_DIR", "/tmp/estate")
+        .env("SUPERVISOR_URL", "http://127.0.0.1:7000")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn validate_lists_every_error_with_positions_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("medic.yaml");
+    std::fs::write(
+        &cfg,
+        "agent: { tick: fast }\nsources:\n  - name: logs\n    type: log_file\ncolour: blue\npolicies:\n  - name: p\n    match: { cause: memory_leek }\n    action: restart_workload\n    confidence_threshold: 1.5\n",
+    )
+    .expect("write");
+    let out = medic().arg("validate").arg(&cfg).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("medic.yaml:")).collect();
+    assert!(errors.len() >= 5, "expected every error, got:\n{text}");
+    for (line, needle) in [
+        (1, "tick"),
+        (4, "log_file"),
+        (5, "colour"),
+        (8, "memory_leek"),
+        (10, "1.5"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&format!("medic.yaml:{line}:")) && e.contains(needle)),
+            "no error at line {line} mentioning {needle}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn audit_verify_refuses_a_missing_store() {
+    let out = medic()
+        .args(["audit", "verify", "--store", "/nonexistent/medic.db"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+/// Processes whose command line mentions this run's directory.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_on_the_demo_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    let mut child = medic()
+        .args(["demo", "--warmup", "600", "--dir"])
+        .arg(&run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let needle = run.display().to_string();
+    // Wait until the estate's services run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_mentioning(&needle).len() < 8 {
+        assert!(Instant::now() < deadline, "the estate did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("send SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "medic demo did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_mentioning(&needle);
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            for p in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*p as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            panic!("processes left behind after Ctrl-C: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
