@@ -864,3 +864,38 @@ async fn a_caller_giving_up_does_not_cancel_the_rollout() {
     assert!(after.iter().all(|p| !before.contains(p)));
     sup.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_action_supersedes_a_bad_rollout_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sup = Supervisor::start(d, vec![spec("api", 2, "serve")])
+        .await
+        .unwrap();
+    sup.set_config("api", serde_json::json!({"crash": true}), "chaos")
+        .await
+        .unwrap();
+    // The bad config reaches api-0, which crash-loops; the rollout is stuck waiting on it.
+    wait_for("api-0 crashes on c2", Duration::from_secs(5), || {
+        exits(&events(d), "api-0")
+            .iter()
+            .any(|e| e.event.config_version.as_deref() == Some("c2"))
+    })
+    .await;
+    let report = sup
+        .execute("k-revert", &action(ActionKind::RevertConfig, "api", None))
+        .await
+        .unwrap();
+    assert!(report.applied, "{report:?}");
+    // api-1 never ran the bad config: the revert superseded the rollout before it got there.
+    let started_on_c2 = events(d).into_iter().any(|e| {
+        e.instance == "api-1"
+            && e.event.kind == medic_core::ProcessEventKind::Started
+            && e.event.config_version.as_deref() == Some("c2")
+    });
+    assert!(!started_on_c2, "api-1 was given the bad config");
+    let status = sup.workloads().await;
+    assert_eq!(status[0].config_version, "c1");
+    assert!(status[0].instances.iter().all(|i| i.running), "{status:?}");
+    sup.shutdown().await;
+}

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -54,6 +55,22 @@ pub(crate) struct Workload {
     pub instances: Vec<Instance>,
     /// Serializes rollouts (actions, deploys, config changes) on this workload.
     rollout: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped when an action arrives: a background rollout started under an older value stops
+    /// at its next step, so a remediation supersedes a bad rollout instead of waiting for it to
+    /// finish breaking every instance (as `kubectl rollout undo` does).
+    generation: Arc<AtomicU64>,
+}
+
+/// Lets a background rollout notice that an action superseded it.
+pub(crate) struct Superseded {
+    generation: Arc<AtomicU64>,
+    started_at: u64,
+}
+
+impl Superseded {
+    fn now(&self) -> bool {
+        self.generation.load(Ordering::SeqCst) != self.started_at
+    }
 }
 
 #[derive(Default)]
@@ -223,9 +240,18 @@ impl Inner {
 
     /// Waits until the instance's port accepts connections. False on timeout, on shutdown, or
     /// when its task ended (a crash under restart policy `never`).
-    async fn wait_ready(&self, service: &str, index: u32, timeout: Duration) -> bool {
+    async fn wait_ready(
+        &self,
+        service: &str,
+        index: u32,
+        timeout: Duration,
+        superseded: Option<&Superseded>,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
+            if superseded.is_some_and(Superseded::now) {
+                return false;
+            }
             let probe = {
                 let state = self.lock_state();
                 if state.shutting_down {
@@ -265,6 +291,7 @@ impl Inner {
         self: &Arc<Self>,
         service: &str,
         wipe: bool,
+        superseded: Option<&Superseded>,
     ) -> Result<String, ActError> {
         let instances: Vec<(u32, String)> = {
             let state = self.lock_state();
@@ -279,6 +306,10 @@ impl Inner {
         };
         let mut notes = Vec::new();
         for (index, name) in instances {
+            if superseded.is_some_and(Superseded::now) {
+                notes.push(format!("superseded by an action before {name}"));
+                break;
+            }
             if let Some(task) = self.take_task(service, index) {
                 stop_task(task).await;
             }
@@ -291,7 +322,10 @@ impl Inner {
                 }
             }
             self.start_instance(service, index)?;
-            if self.wait_ready(service, index, READY_TIMEOUT).await {
+            if self
+                .wait_ready(service, index, READY_TIMEOUT, superseded)
+                .await
+            {
                 notes.push(format!("{name} ready"));
             } else {
                 notes.push(format!(
@@ -333,7 +367,7 @@ impl Inner {
             let mut notes = Vec::new();
             for (index, name) in added {
                 self.start_instance(service, index)?;
-                let ready = self.wait_ready(service, index, READY_TIMEOUT).await;
+                let ready = self.wait_ready(service, index, READY_TIMEOUT, None).await;
                 notes.push(format!(
                     "{name} {}",
                     if ready {
@@ -406,11 +440,14 @@ impl Inner {
             return Ok(("no action taken".to_string(), change));
         }
         let lock = self.rollout_lock(service)?;
+        if let Some(generation) = self.generation(service) {
+            generation.fetch_add(1, Ordering::SeqCst);
+        }
         let _rollout = lock.lock().await;
         let detail = match action.kind {
             ActionKind::NoAction => String::new(),
             ActionKind::RestartWorkload => {
-                let notes = self.rolling_replace(service, true).await?;
+                let notes = self.rolling_replace(service, true, None).await?;
                 format!("restarted {service}: {notes}")
             }
             ActionKind::ScaleWorkload => {
@@ -448,7 +485,7 @@ impl Inner {
                 };
                 change.from = Some(from.clone());
                 change.to = Some(to.clone());
-                let notes = self.rolling_replace(service, false).await?;
+                let notes = self.rolling_replace(service, false, None).await?;
                 format!("rolled back {service} from {from} to {to}: {notes}")
             }
             ActionKind::RevertConfig => {
@@ -470,12 +507,17 @@ impl Inner {
                 };
                 change.from = Some(from.clone());
                 change.to = Some(to.clone());
-                let notes = self.rolling_replace(service, false).await?;
+                let notes = self.rolling_replace(service, false, None).await?;
                 format!("reverted config of {service} from {from} to {to}: {notes}")
             }
         };
         change.description = format!("{action}: {detail}");
         Ok((detail, change))
+    }
+
+    fn generation(&self, service: &str) -> Option<Arc<AtomicU64>> {
+        let state = self.lock_state();
+        state.workloads.get(service).map(|w| w.generation.clone())
     }
 
     fn replica_count(&self, service: &str) -> Option<u32> {
@@ -489,10 +531,17 @@ impl Inner {
     /// Hands a rollout to a background task that keeps the workload's rollout lock.
     fn spawn_rollout(self: &Arc<Self>, service: &str, guard: tokio::sync::OwnedMutexGuard<()>) {
         let inner = self.clone();
+        let superseded = self.generation(service).map(|generation| Superseded {
+            started_at: generation.load(Ordering::SeqCst),
+            generation,
+        });
         let service = service.to_string();
         let join = tokio::spawn(async move {
             let _rollout = guard;
-            match inner.rolling_replace(&service, false).await {
+            match inner
+                .rolling_replace(&service, false, superseded.as_ref())
+                .await
+            {
                 Ok(notes) => tracing::info!(%service, %notes, "rollout finished"),
                 Err(e) => tracing::warn!(%service, error = %e, "rollout failed"),
             }
@@ -680,6 +729,7 @@ impl Supervisor {
                         config_counter: 1,
                         instances,
                         rollout: Arc::new(tokio::sync::Mutex::new(())),
+                        generation: Arc::new(AtomicU64::new(0)),
                         spec,
                     },
                 );
@@ -722,7 +772,7 @@ impl Supervisor {
         let mut not_ready = Vec::new();
         for (service, index) in &all {
             let left = deadline.saturating_duration_since(Instant::now());
-            if !sup.inner.wait_ready(service, *index, left).await {
+            if !sup.inner.wait_ready(service, *index, left, None).await {
                 not_ready.push(format!("{service}-{index}"));
             }
         }
