@@ -61,6 +61,13 @@ pub(crate) struct Workload {
     generation: Arc<AtomicU64>,
 }
 
+/// What a rollback or revert swaps.
+#[derive(Copy, Clone)]
+enum Versioned {
+    Release,
+    Config,
+}
+
 /// Lets a background rollout notice that an action superseded it.
 pub(crate) struct Superseded {
     generation: Arc<AtomicU64>,
@@ -466,53 +473,59 @@ impl Inner {
                 change.to = Some(target.to_string());
                 self.scale(service, target).await?
             }
-            ActionKind::RollbackRelease => {
-                let (from, to) = {
-                    let mut state = self.lock_state();
-                    let w = state
-                        .workloads
-                        .get_mut(service)
-                        .ok_or_else(|| ActError::Rejected(format!("no workload {service:?}")))?;
-                    let Some(prev) = w.previous_release.take() else {
-                        return Err(ActError::Rejected(format!(
-                            "cannot roll back {service}: no previous release (running {})",
-                            w.release
-                        )));
-                    };
-                    let from = std::mem::replace(&mut w.release, prev.clone());
-                    w.previous_release = Some(from.clone());
-                    (from, prev)
+            ActionKind::RollbackRelease | ActionKind::RevertConfig => {
+                let which = if action.kind == ActionKind::RollbackRelease {
+                    Versioned::Release
+                } else {
+                    Versioned::Config
                 };
+                let (from, to) = self.swap_to_previous(service, which)?;
                 change.from = Some(from.clone());
                 change.to = Some(to.clone());
                 let notes = self.rolling_replace(service, false, None).await?;
-                format!("rolled back {service} from {from} to {to}: {notes}")
-            }
-            ActionKind::RevertConfig => {
-                let (from, to) = {
-                    let mut state = self.lock_state();
-                    let w = state
-                        .workloads
-                        .get_mut(service)
-                        .ok_or_else(|| ActError::Rejected(format!("no workload {service:?}")))?;
-                    let Some(prev) = w.previous_config_version.take() else {
-                        return Err(ActError::Rejected(format!(
-                            "cannot revert config of {service}: no previous config (running {})",
-                            w.config_version
-                        )));
-                    };
-                    let from = std::mem::replace(&mut w.config_version, prev.clone());
-                    w.previous_config_version = Some(from.clone());
-                    (from, prev)
-                };
-                change.from = Some(from.clone());
-                change.to = Some(to.clone());
-                let notes = self.rolling_replace(service, false, None).await?;
-                format!("reverted config of {service} from {from} to {to}: {notes}")
+                match which {
+                    Versioned::Release => {
+                        format!("rolled back {service} from {from} to {to}: {notes}")
+                    }
+                    Versioned::Config => {
+                        format!("reverted config of {service} from {from} to {to}: {notes}")
+                    }
+                }
             }
         };
         change.description = format!("{action}: {detail}");
         Ok((detail, change))
+    }
+
+    /// Makes the previous release (or config) current and the current one previous, so that
+    /// doing it twice goes back again, like `kubectl rollout undo`. Returns (from, to).
+    fn swap_to_previous(
+        &self,
+        service: &str,
+        which: Versioned,
+    ) -> Result<(String, String), ActError> {
+        let mut state = self.lock_state();
+        let w = state
+            .workloads
+            .get_mut(service)
+            .ok_or_else(|| ActError::Rejected(format!("no workload {service:?}")))?;
+        let (current, previous) = match which {
+            Versioned::Release => (&mut w.release, &mut w.previous_release),
+            Versioned::Config => (&mut w.config_version, &mut w.previous_config_version),
+        };
+        let Some(prev) = previous.take() else {
+            return Err(ActError::Rejected(match which {
+                Versioned::Release => {
+                    format!("cannot roll back {service}: no previous release (running {current})")
+                }
+                Versioned::Config => format!(
+                    "cannot revert config of {service}: no previous config (running {current})"
+                ),
+            }));
+        };
+        let from = std::mem::replace(current, prev.clone());
+        *previous = Some(from.clone());
+        Ok((from, prev))
     }
 
     fn generation(&self, service: &str) -> Option<Arc<AtomicU64>> {
