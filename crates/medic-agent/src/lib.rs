@@ -5,6 +5,7 @@
 
 pub mod escalation;
 mod failpoint;
+mod promql;
 mod reconcile;
 pub mod timeline;
 
@@ -33,6 +34,8 @@ pub enum AgentError {
     Actuator(#[from] medic_act::ActError),
     #[error("http client: {0}")]
     Http(String),
+    #[error("server: {0}")]
+    Server(String),
 }
 
 /// How many change calendar entries to keep in memory for diagnosis.
@@ -53,6 +56,26 @@ enum TaskResult {
         delivered_to: Vec<String>,
         errors: Vec<String>,
     },
+    /// PromQL evidence for an incident's diagnosis.
+    PromEvidence {
+        incident: String,
+        evidence: Vec<medic_core::Evidence>,
+    },
+    /// One round of `verify_promql` results, as of `at`.
+    PromChecks {
+        incident: String,
+        at: Ts,
+        results: Vec<(String, Option<bool>)>,
+    },
+}
+
+/// `verify_promql` results: each expression and its answer (`None`: could not be run).
+type CheckResults = Vec<(String, Option<bool>)>;
+
+/// Where an incident's PromQL evidence stands.
+enum PromEvidence {
+    Requested(Ts),
+    Ready(Vec<medic_core::Evidence>),
 }
 
 pub struct Agent {
@@ -73,6 +96,12 @@ pub struct Agent {
     results_tx: mpsc::Sender<TaskResult>,
     results_rx: Option<mpsc::Receiver<TaskResult>>,
     http: reqwest::Client,
+    /// The Prometheus HTTP API, when `prometheus.url` is configured.
+    prom: Option<medic_signals::prometheus_api::PromClient>,
+    prom_evidence: HashMap<String, PromEvidence>,
+    /// Latest `verify_promql` results per incident, and which incidents have a round running.
+    prom_checks: HashMap<String, (Ts, CheckResults)>,
+    prom_checks_in_flight: std::collections::HashSet<String>,
 }
 
 impl Agent {
@@ -87,7 +116,23 @@ impl Agent {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| AgentError::Http(e.to_string()))?;
+        let prom = match &cfg.prometheus {
+            Some(p) => Some(
+                medic_signals::prometheus_api::PromClient::new(&p.url, p.timeout)
+                    .map_err(|e| AgentError::Http(e.to_string()))?,
+            ),
+            None => None,
+        };
+        if prom.is_none() && cfg.policies.iter().any(|p| !p.verify_promql.is_empty()) {
+            tracing::warn!(
+                "a policy has `verify_promql` but `prometheus.url` is not configured: those checks stay unknown and verification cannot pass"
+            );
+        }
         Ok(Agent {
+            prom,
+            prom_evidence: HashMap::new(),
+            prom_checks: HashMap::new(),
+            prom_checks_in_flight: Default::default(),
             detectors: Detectors::new(&cfg.detectors),
             correlator: Correlator::new(&cfg.correlation),
             cfg,
@@ -123,6 +168,8 @@ impl Agent {
             config_digest: stable_id(&[&format!("{:?}", self.cfg)]),
         })?;
         self.resume()?;
+        self.restore_detector_state();
+        let mut last_saved = self.now();
         let mut tick = tokio::time::interval(self.cfg.agent.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -133,10 +180,52 @@ impl Agent {
                 }
                 Some(r) = results.recv() => self.on_task_result(r).await?,
                 Some(s) = signals.recv() => self.on_signal(s)?,
-                _ = tick.tick() => self.on_tick().await?,
+                _ = tick.tick() => {
+                    self.on_tick(&mut signals).await?;
+                    if self.now().secs_since(last_saved) >= DETECTOR_STATE_SAVE_S {
+                        self.save_detector_state();
+                        last_saved = self.now();
+                    }
+                }
             }
         }
+        self.save_detector_state();
         Ok(())
+    }
+
+    /// What detectors learned that should outlive this process (known log templates): a
+    /// restarted medic must not report yesterday's normal as new.
+    fn save_detector_state(&self) {
+        for (name, bytes) in self.detectors.save_state() {
+            if let Err(e) = self
+                .store
+                .kv_set(&format!("detector_state:{name}"), &hex::encode(bytes))
+            {
+                tracing::warn!("could not save {name} state: {e}");
+            }
+        }
+    }
+
+    fn restore_detector_state(&mut self) {
+        let now = self.now();
+        for name in self.detectors.names() {
+            let key = format!("detector_state:{name}");
+            let saved = match self.store.kv_get(&key) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("could not read {key}: {e}");
+                    continue;
+                }
+            };
+            let restored = hex::decode(saved.trim())
+                .map_err(|e| format!("not hex: {e}"))
+                .and_then(|b| self.detectors.restore_state(name, &b, now));
+            match restored {
+                Ok(()) => tracing::info!("restored {name} state from the store"),
+                Err(e) => tracing::warn!("ignoring saved {name} state ({e}): starting fresh"),
+            }
+        }
     }
 
     fn now(&self) -> Ts {
@@ -199,7 +288,9 @@ impl Agent {
         Ok(())
     }
 
-    async fn on_tick(&mut self) -> Result<(), AgentError> {
+    /// `signals` is drained between incidents: with many incidents active, a tick takes a
+    /// while, and an alert arriving meanwhile must not wait for all of them.
+    async fn on_tick(&mut self, signals: &mut mpsc::Receiver<Signal>) -> Result<(), AgentError> {
         let now = self.now();
         for f in self.detectors.evaluate(now) {
             self.on_finding(f)?;
@@ -212,6 +303,13 @@ impl Agent {
             .collect();
         for id in active {
             self.reconcile(&id).await?;
+            // Bounded, so a flood of signals cannot starve the reconcile loop either.
+            for _ in 0..MAX_SIGNALS_BETWEEN_STEPS {
+                let Ok(s) = signals.try_recv() else {
+                    break;
+                };
+                self.on_signal(s)?;
+            }
         }
         self.incidents
             .retain(|_, i| !i.state.is_terminal() || now.0 - i.updated.0 < KEEP_CLOSED_MS);
@@ -318,13 +416,27 @@ impl Agent {
     }
 }
 
+/// Most signals handled between two incidents' reconcile steps within one tick.
+const MAX_SIGNALS_BETWEEN_STEPS: usize = 256;
+
+/// How often learned detector state is written to the store (and at shutdown).
+const DETECTOR_STATE_SAVE_S: f64 = 60.0;
+
 /// At most this many weak findings are held at once.
 const MAX_HELD: usize = 256;
 
-/// A finding too weak to open an incident by itself: one error message never seen before
-/// happens in healthy systems too (a rare code path); with other symptoms it is evidence.
+/// A finding too weak to open an incident by itself: a never-seen error message or log
+/// template, a template's rate moving, or a known-bad phrase in one log line all happen in
+/// healthy systems too (a rare code path, a retried call); next to other symptoms they are
+/// evidence, and they join the incident those symptoms open.
 fn is_weak(f: &Finding) -> bool {
-    f.kind == FindingKind::NewErrorMessage
+    matches!(
+        f.kind,
+        FindingKind::NewErrorMessage
+            | FindingKind::NewLogTemplate
+            | FindingKind::LogTemplateRate
+            | FindingKind::LogPattern
+    )
 }
 
 /// Used when no actuator is configured: every action is refused, plainly.
@@ -365,6 +477,10 @@ impl Actuator for NoActuator {
 pub struct Running {
     pub timeline: broadcast::Receiver<TimelineEvent>,
     pub stats: Arc<medic_signals::SourceStats>,
+    /// Where the HTTP server listens, when `server.enabled` and started by [`start_async`].
+    pub server_addr: Option<std::net::SocketAddr>,
+    /// Where the OTLP gRPC receiver listens, when it was started by [`start_async`].
+    pub otlp_grpc_addr: Option<std::net::SocketAddr>,
     shutdown: watch::Sender<bool>,
     join: tokio::task::JoinHandle<Result<(), AgentError>>,
     sources: Vec<tokio::task::JoinHandle<()>>,
@@ -404,22 +520,116 @@ pub fn build_actuator(cfg: &Config) -> Result<Arc<dyn Actuator>, AgentError> {
     })
 }
 
-/// Starts sources and the agent loop on the current tokio runtime.
+/// Starts sources and the agent loop on the current tokio runtime. With `server.enabled`,
+/// the HTTP server is started in the background (its bind error is logged, and
+/// `server_addr` stays `None`): use [`start_async`] to wait for it and get its address.
 pub fn start(cfg: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Running, AgentError> {
+    let parts = start_parts(cfg, store, clock)?;
+    if let Some(server) = parts.server {
+        tokio::spawn(async move {
+            match server.await {
+                Ok(l) => tracing::info!(
+                    "medic server listening on {} (OTLP gRPC: {:?})",
+                    l.http,
+                    l.otlp_grpc
+                ),
+                Err(e) => tracing::error!("medic server: {e}"),
+            }
+        });
+    }
+    Ok(parts.running)
+}
+
+/// [`start`], waiting for the HTTP server (when `server.enabled`) to be bound: a bind error
+/// is returned, and `server_addr` is where it listens.
+pub async fn start_async(
+    cfg: Config,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, AgentError> {
+    let parts = start_parts(cfg, store, clock)?;
+    let mut running = parts.running;
+    if let Some(server) = parts.server {
+        match server.await {
+            Ok(l) => {
+                running.server_addr = Some(l.http);
+                running.otlp_grpc_addr = l.otlp_grpc;
+            }
+            Err(e) => {
+                let _ = running.stop().await;
+                return Err(AgentError::Server(e.to_string()));
+            }
+        }
+    }
+    Ok(running)
+}
+
+type ServerFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<medic_server::Listening, medic_server::ServerError>>
+            + Send,
+    >,
+>;
+
+struct Parts {
+    running: Running,
+    server: Option<ServerFuture>,
+}
+
+fn start_parts(cfg: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Parts, AgentError> {
     let actuator = build_actuator(&cfg)?;
     let (tx, rx) = mpsc::channel(16_384);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let stats = Arc::new(medic_signals::SourceStats::default());
-    let sources =
-        medic_signals::spawn_sources(&cfg.sources, tx, shutdown_rx.clone(), stats.clone())?;
+    // Log read positions live in the store, so a restarted medic neither loses nor repeats a line.
+    let (load_from, save_to) = (store.clone(), store.clone());
+    let checkpoints: Arc<dyn medic_signals::CheckpointStore> =
+        Arc::new(medic_signals::checkpoint::FnCheckpointStore::new(
+            move |source: &str| {
+                load_from
+                    .kv_get(&medic_signals::checkpoint::kv_key(source))
+                    .ok()
+                    .flatten()
+            },
+            move |source: &str, state: &str| {
+                if let Err(e) = save_to.kv_set(&medic_signals::checkpoint::kv_key(source), state) {
+                    tracing::warn!("could not save the read position of {source}: {e}");
+                }
+            },
+        ));
+    let sources = medic_signals::spawn_sources_with(
+        &cfg.sources,
+        &cfg.redaction,
+        tx.clone(),
+        shutdown_rx.clone(),
+        stats.clone(),
+        Some(checkpoints),
+    )?;
+    let server: Option<ServerFuture> = if cfg.server.enabled {
+        medic_server::routes::alertmanager::set_service_labels(&cfg.server.alert_service_labels);
+        let state = medic_server::ServerState::new(tx, stats.clone()).with_config(&cfg.server);
+        let server_cfg = cfg.server.clone();
+        let stop = shutdown_rx.clone();
+        Some(Box::pin(async move {
+            medic_server::serve_configured(&server_cfg, state, stop).await
+        }))
+    } else {
+        drop(tx);
+        None
+    };
     let agent = Agent::new(cfg, store, actuator, clock)?;
     let timeline = agent.timeline();
     let join = tokio::spawn(agent.run(rx, shutdown_rx));
-    Ok(Running {
-        timeline,
-        stats,
-        shutdown,
-        join,
-        sources,
+    Ok(Parts {
+        running: Running {
+            timeline,
+            stats,
+            server_addr: None,
+            otlp_grpc_addr: None,
+            shutdown,
+            join,
+            sources,
+        },
+        server,
     })
 }

@@ -41,19 +41,67 @@ impl Agent {
         if now.secs_since(inc.opened) < settle {
             return Ok(());
         }
+        // PromQL evidence first (in a task); wait for it at most the query timeout plus a
+        // tick, then diagnose with whatever arrived.
+        let mut prom_evidence = Vec::new();
+        if let (Some(client), Some(pcfg)) = (&self.prom, &self.cfg.prometheus)
+            && !pcfg.evidence_queries.is_empty()
+        {
+            match self.prom_evidence.get(id) {
+                None => {
+                    let services: Vec<String> = inc.services.iter().cloned().collect();
+                    let (client, queries) = (client.clone(), pcfg.evidence_queries.clone());
+                    let tx = self.results_tx.clone();
+                    let incident = id.to_string();
+                    tokio::spawn(async move {
+                        let evidence =
+                            crate::promql::evidence(&client, &queries, &services, now).await;
+                        let _ = tx
+                            .send(TaskResult::PromEvidence { incident, evidence })
+                            .await;
+                    });
+                    self.prom_evidence
+                        .insert(id.to_string(), crate::PromEvidence::Requested(now));
+                    return Ok(());
+                }
+                Some(crate::PromEvidence::Requested(at))
+                    if now.secs_since(*at)
+                        < pcfg.timeout.as_secs_f64() * pcfg.evidence_queries.len() as f64
+                            + self.cfg.agent.tick.as_secs_f64() =>
+                {
+                    return Ok(());
+                }
+                Some(crate::PromEvidence::Requested(_)) => {
+                    prom_evidence.push(medic_core::Evidence::Note {
+                        text: "promql evidence: no answer from Prometheus in time".into(),
+                    });
+                }
+                Some(crate::PromEvidence::Ready(ev)) => prom_evidence = ev.clone(),
+            }
+        }
         let cx = DiagnosisContext {
             topology: &self.cfg.topology,
             changes: &changes,
             now,
             change_lookback_s: self.cfg.agent.change_lookback.as_secs_f64(),
         };
-        let diagnosis = medic_diagnose::diagnose(inc, &cx);
+        let mut diagnosis = medic_diagnose::diagnose(inc, &cx);
+        let prom_count = prom_evidence
+            .iter()
+            .filter(|e| matches!(e, medic_core::Evidence::Metric { .. }))
+            .count();
+        attach_prom_evidence(&mut diagnosis, prom_evidence);
         let text = match diagnosis.top() {
             Some(h) => format!(
                 "{} on {} (confidence {:.2}): {}",
                 h.cause, h.target, h.confidence, h.rationale
             ),
             None => "no hypothesis".into(),
+        };
+        let text = if self.prom.is_some() && prom_count > 0 {
+            format!("{text} [+{prom_count} PromQL evidence series]")
+        } else {
+            text
         };
         inc.diagnosis = Some(diagnosis.clone());
         inc.state = IncidentState::Diagnosed;
@@ -306,6 +354,20 @@ impl Agent {
                 key,
                 result,
             } => self.on_action_result(&incident, &key, result).await,
+            TaskResult::PromEvidence { incident, evidence } => {
+                self.prom_evidence
+                    .insert(incident, crate::PromEvidence::Ready(evidence));
+                Ok(())
+            }
+            TaskResult::PromChecks {
+                incident,
+                at,
+                results,
+            } => {
+                self.prom_checks_in_flight.remove(&incident);
+                self.prom_checks.insert(incident, (at, results));
+                Ok(())
+            }
             TaskResult::Delivered {
                 incident,
                 reason,
@@ -414,9 +476,12 @@ impl Agent {
         let window = Duration::from_secs_f64(plan.verification_window_s.max(0.0));
         // Long enough for a rolling restart to settle and a full clean window to follow.
         let deadline = started.plus_secs(plan.verification_window_s * 3.0 + 30.0);
+        let policy = self.cfg.policies.iter().find(|p| p.name == plan.policy);
+        let checks = crate::promql::checks_for(policy, &plan.action.target);
+        self.prom_checks.remove(id);
         self.verifications.insert(
             id.to_string(),
-            Verification::new(plan.verify.clone(), window, started, deadline),
+            Verification::new(plan.verify.clone(), window, started, deadline).with_checks(checks),
         );
     }
 
@@ -435,16 +500,64 @@ impl Agent {
             .iter()
             .map(|s| (s.clone(), self.detectors.status(s, now)))
             .collect();
+        let checks: Vec<String> = self
+            .verifications
+            .get(id)
+            .map(|v| v.check_names().map(str::to_string).collect())
+            .unwrap_or_default();
+        // Results count only while fresh: an old answer is no proof of now.
+        let fresh_s = 2.0 * self.cfg.agent.tick.as_secs_f64()
+            + self
+                .cfg
+                .prometheus
+                .as_ref()
+                .map_or(0.0, |p| p.timeout.as_secs_f64());
+        let check_results: Vec<(String, Option<bool>)> = match self.prom_checks.get(id) {
+            Some((at, r)) if now.secs_since(*at) <= fresh_s => r.clone(),
+            _ => Vec::new(),
+        };
+        if let Some(client) = &self.prom
+            && !checks.is_empty()
+            && self.prom_checks_in_flight.insert(id.to_string())
+        {
+            let client = client.clone();
+            let tx = self.results_tx.clone();
+            let incident = id.to_string();
+            let clock = self.clock.clone();
+            let to_run = checks.clone();
+            tokio::spawn(async move {
+                let results = crate::promql::run_checks(&to_run, |expr| {
+                    let c = client.clone();
+                    async move { c.query(&expr, None).await }
+                })
+                .await;
+                let at = clock.now();
+                let _ = tx
+                    .send(TaskResult::PromChecks {
+                        incident,
+                        at,
+                        results,
+                    })
+                    .await;
+            });
+        }
         let Some(v) = self.verifications.get_mut(id) else {
             return Ok(());
         };
-        match v.observe(now, &states) {
+        match v.observe_with_checks(now, &states, &check_results) {
             VerifyStatus::Pending { .. } => Ok(()),
             VerifyStatus::Healed {
                 healthy_since,
                 verified_at,
             } => {
                 self.verifications.remove(id);
+                self.prom_checks.remove(id);
+                if !checks.is_empty() {
+                    // Which PromQL checks held, for people and tests reading the store.
+                    let record = serde_json::json!({ "checks": checks, "results": check_results, "verified_at": verified_at });
+                    self.store
+                        .kv_set(&format!("verify_promql:{id}"), &record.to_string())?;
+                }
                 let outcome = Outcome::Healed {
                     healthy_since,
                     verified_at,
@@ -468,11 +581,17 @@ impl Agent {
                     .get(id)
                     .map(|i| healthy_since.secs_since(i.first_finding_at()))
                     .unwrap_or(0.0);
-                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window", healthy_since.clock_time()));
+                let promql = if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!("; PromQL checks held: {}", checks.join(", "))
+                };
+                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}", healthy_since.clock_time()));
                 Ok(())
             }
             VerifyStatus::NotHealed { reason } => {
                 self.verifications.remove(id);
+                self.prom_checks.remove(id);
                 let outcome = Outcome::NotHealed {
                     reason: reason.clone(),
                 };
@@ -598,6 +717,27 @@ impl Agent {
                 .await;
         });
         Ok(())
+    }
+}
+
+/// PromQL evidence goes to the hypotheses about the services it was queried for (the top
+/// one when none matches), so people see it next to the cause it supports.
+fn attach_prom_evidence(d: &mut medic_core::Diagnosis, evidence: Vec<medic_core::Evidence>) {
+    for e in evidence {
+        let service = match &e {
+            medic_core::Evidence::Metric { service, .. } => Some(service.clone()),
+            _ => None,
+        };
+        let mut placed = false;
+        for h in d.hypotheses.iter_mut() {
+            if service.as_deref() == Some(h.target.as_str()) {
+                h.evidence.push(e.clone());
+                placed = true;
+            }
+        }
+        if !placed && let Some(h) = d.hypotheses.first_mut() {
+            h.evidence.push(e);
+        }
     }
 }
 

@@ -33,6 +33,50 @@ pub struct Config {
     pub store: StoreConfig,
     pub server: ServerConfig,
     pub escalation: EscalationConfig,
+    /// Extra redaction patterns and built-in kinds to turn off (`redaction:`).
+    pub redaction: RedactionConfig,
+    /// A Prometheus server's HTTP API: evidence queries at diagnosis and `verify_promql`
+    /// checks at verification. `None`: neither runs.
+    pub prometheus: Option<PrometheusConfig>,
+}
+
+/// `prometheus:`: where a Prometheus server's HTTP API is, and what to ask it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrometheusConfig {
+    /// Base URL (`http://127.0.0.1:9090`).
+    pub url: String,
+    /// Timeout of one query; a slow server never blocks the loop for longer.
+    pub timeout: Duration,
+    /// PromQL run per affected service at diagnosis, `{service}` replaced by its name; each
+    /// result series becomes `Evidence::Metric`.
+    pub evidence_queries: Vec<EvidenceQuery>,
+}
+
+/// One named PromQL evidence query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvidenceQuery {
+    pub name: String,
+    pub expr: String,
+}
+
+/// Default alert labels that name the service an alert is about, in order of preference.
+pub const DEFAULT_SERVICE_LABELS: [&str; 6] = [
+    "service",
+    "job",
+    "app",
+    "kubernetes_deployment",
+    "deployment",
+    "pod",
+];
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            url: String::new(),
+            timeout: Duration::from_secs(2),
+            evidence_queries: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -75,12 +119,38 @@ pub enum SourceKind {
         from_start: bool,
         /// How often to look for new, rotated or truncated files.
         poll: Duration,
+        /// How each line is parsed (`format:`).
+        format: LogFormat,
+        /// The container runtime's envelope around each line (`format: cri|docker`).
+        container: ContainerFormat,
+    },
+    /// Kubernetes container log files (`/var/log/pods/…`, `/var/log/containers/…`): CRI or
+    /// Docker json-file envelopes (detected per line), namespace/pod/container from the path.
+    KubernetesLogs {
+        paths: Vec<String>,
+        from_start: bool,
+        poll: Duration,
+        /// How the message inside the envelope is parsed.
+        format: LogFormat,
+    },
+    /// Lines piped to medic's standard input.
+    Stdin {
+        service: Option<String>,
+        format: LogFormat,
     },
     /// Scrape Prometheus text exposition from `/metrics`. Targets come from a Prometheus
     /// `file_sd` JSON file (labels `service` and `instance` name them) and/or a static list.
     PrometheusScrape {
         file_sd: Option<PathBuf>,
         targets: Vec<ScrapeTarget>,
+        interval: Duration,
+        timeout: Duration,
+    },
+    /// Poll PromQL instant queries on a Prometheus server; each result series becomes a
+    /// `Metrics` signal whose sample is named after the query.
+    PrometheusQuery {
+        url: String,
+        queries: Vec<PromQuery>,
         interval: Duration,
         timeout: Duration,
     },
@@ -95,7 +165,121 @@ pub enum SourceKind {
     /// Tail a JSON-lines change calendar of `ChangeEvent`s (deploys, config changes,
     /// planned events).
     ChangeCalendar { path: PathBuf },
+    /// Receive syslog (RFC 3164 and RFC 5424) over UDP and/or TCP (octet-counted or
+    /// newline framing, detected per connection).
+    Syslog(SyslogSourceConfig),
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Copy)]
+pub enum SyslogProtocol {
+    Udp,
+    Tcp,
+    Both,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyslogSourceConfig {
+    /// `ip:port` to listen on (UDP and TCP share it).
+    pub listen: String,
+    pub protocol: SyslogProtocol,
+    /// Fixed service for every message; otherwise the APP-NAME (5424) or TAG (3164).
+    pub service: Option<String>,
+    /// Messages longer than this are truncated (and counted).
+    pub max_message_bytes: usize,
+    /// TCP connections beyond this are refused (and counted).
+    pub max_connections: usize,
+    /// Messages parsed but not yet handed on; beyond it they are dropped as
+    /// `syslog_overload` rather than growing memory.
+    pub queue: usize,
+}
+
+impl Default for SyslogSourceConfig {
+    fn default() -> Self {
+        SyslogSourceConfig {
+            listen: "127.0.0.1:5514".into(),
+            protocol: SyslogProtocol::Both,
+            service: None,
+            max_message_bytes: 64 * 1024,
+            max_connections: 256,
+            queue: 4096,
+        }
+    }
+}
+
+/// One query of a `prometheus_query` source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromQuery {
+    /// Sample name of its results.
+    pub name: String,
+    pub expr: String,
+    /// Result label naming the service (default `service`).
+    pub service_label: String,
+}
+
+/// How the lines of a log source are parsed (`format:` of a log source).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum LogFormat {
+    /// JSON objects with the usual keys, else `<timestamp> <LEVEL> message` text.
+    #[default]
+    Auto,
+    /// JSON objects; `fields:` names the keys holding message, level and timestamp.
+    Json {
+        message: Option<String>,
+        level: Option<String>,
+        timestamp: Option<String>,
+    },
+    /// `key=value key2="quoted value"` pairs (`msg`, `level`, `ts`/`time` understood).
+    Logfmt,
+    /// A regex with named groups `message`, `level`, `timestamp` (others become fields).
+    Regex { pattern: String },
+    /// A Loghub header format: `<Date> <Time> <Level> <Component>: <Content>`.
+    Loghub { format: String },
+}
+
+/// The envelope a container runtime writes around each line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContainerFormat {
+    /// Plain lines.
+    #[default]
+    None,
+    /// CRI (containerd, CRI-O): `<RFC 3339 time> <stream> <P|F> <message>`.
+    Cri,
+    /// Docker json-file: `{"log":"…\n","stream":"stdout","time":"…"}`.
+    Docker,
+    /// Either, decided per line.
+    Auto,
+}
+
+/// `redaction:`: applied after the built-in scanner, before anything leaves a source.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RedactionConfig {
+    pub extra_patterns: Vec<RedactionPattern>,
+    /// Built-in kinds not to redact (one of [`REDACTION_KINDS`]).
+    pub disable: Vec<String>,
+}
+
+/// One extra pattern: matches become `[REDACTED:<name>]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedactionPattern {
+    pub name: String,
+    /// Checked to compile when the config is read.
+    pub regex: String,
+}
+
+/// The built-in redaction kinds (`[REDACTED:<kind>]`), for `redaction.disable`.
+pub const REDACTION_KINDS: [&str; 11] = [
+    "secret",
+    "bearer",
+    "url_password",
+    "aws_key",
+    "gcp_key",
+    "azure_key",
+    "jwt",
+    "private_key",
+    "email",
+    "card",
+    "basic_auth",
+];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScrapeTarget {
@@ -116,6 +300,12 @@ pub struct DetectorsConfig {
     pub log_errors: LogErrorsConfig,
     pub traffic: TrafficConfig,
     pub target_down: TargetDownConfig,
+    /// Per-template log anomalies: new templates, template rate spikes and vanishings.
+    pub log_templates: LogTemplatesConfig,
+    /// Matches of the curated log pattern library (connection refused, OOM, TLS, DNS ...).
+    pub log_patterns: LogPatternsConfig,
+    /// Streaming anomaly scoring and growth forecasting over configured metric series.
+    pub metric_series: MetricSeriesConfig,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -266,6 +456,73 @@ impl Default for LogErrorsConfig {
     }
 }
 
+/// `detectors.log_templates`: log lines mined into templates per service; findings for a
+/// template never seen in the service's baseline, and for a template's rate spiking or
+/// vanishing against its own baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogTemplatesConfig {
+    pub enabled: bool,
+    /// Length of the windows that template counts are kept in (tumbling).
+    pub window: Duration,
+    /// No new-template findings until a service has logged for this long...
+    pub warmup: Duration,
+    /// ...and at least this many lines.
+    pub warmup_lines: u64,
+    /// A template's count per window this many times its baseline is a spike...
+    pub spike_ratio: f64,
+    /// ...when there are at least this many lines of it.
+    pub min_count: u32,
+    /// A template with a steady baseline of at least `vanish_min_mean` lines per window that
+    /// is absent for this many windows (while its service still logs) has vanished.
+    pub vanish_windows: u32,
+    pub vanish_min_mean: f64,
+    /// A new info-level template is normal churn unless it repeats this many times in one
+    /// window; warning and error templates are reported at once.
+    pub new_info_min_count: u32,
+    /// Templates kept per service (the miner's cap; the least used are forgotten first).
+    pub max_templates: usize,
+}
+
+impl Default for LogTemplatesConfig {
+    fn default() -> Self {
+        LogTemplatesConfig {
+            enabled: true,
+            window: Duration::from_secs(30),
+            warmup: Duration::from_secs(120),
+            warmup_lines: 200,
+            spike_ratio: 5.0,
+            min_count: 10,
+            vanish_windows: 3,
+            vanish_min_mean: 5.0,
+            new_info_min_count: 50,
+            max_templates: 2000,
+        }
+    }
+}
+
+/// `detectors.log_patterns`: the curated pattern library (see `medic_detect::patterns`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogPatternsConfig {
+    pub enabled: bool,
+    /// A (service, pattern) episode stays open while matches keep coming within this window.
+    pub window: Duration,
+    /// Matches within `window` that start an episode.
+    pub min_count: u32,
+    /// Pattern names to ignore (e.g. `timeout` for a service that logs expected timeouts).
+    pub disabled: Vec<String>,
+}
+
+impl Default for LogPatternsConfig {
+    fn default() -> Self {
+        LogPatternsConfig {
+            enabled: true,
+            window: Duration::from_secs(60),
+            min_count: 1,
+            disabled: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrafficConfig {
     pub enabled: bool,
@@ -299,6 +556,74 @@ impl Default for TargetDownConfig {
         TargetDownConfig {
             enabled: true,
             after_failures: 2,
+        }
+    }
+}
+
+/// `detectors.metric_series`: the per-point streaming scorer over metric series of every
+/// service (`metric_anomaly` findings) and time-to-threshold forecasts (`predicted_breach`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSeriesConfig {
+    /// Off by default: opt in once the metrics to watch are listed.
+    pub enabled: bool,
+    /// Metric names scored (every label set is its own series). Names ending in `_total` are
+    /// counters: their per-second rate is scored, and a decrease is a counter reset.
+    pub metrics: Vec<String>,
+    /// Final score (0..1) at or above which a point is a `metric_anomaly` finding.
+    pub alarm_score: f64,
+    /// Points in the scorer's sliding windows.
+    pub window: usize,
+    /// Points before a series is scored.
+    pub warmup: usize,
+    /// Raw scores averaged by the likelihood step.
+    pub short_window: usize,
+    /// Weight of each point in the long-run score distribution.
+    pub long_alpha: f64,
+    /// Points after an alarm during which the same series does not alarm again.
+    pub refractory: usize,
+    /// Seasonal profile bins per day/week.
+    pub season_bins: usize,
+    /// Share of variance a daily/weekly profile must explain before it is used.
+    pub season_min_gain: f64,
+    /// Most series tracked; the least recently updated is dropped (and counted) beyond this.
+    pub max_series: usize,
+    /// A series not updated for this long is dropped (counted).
+    pub stale_after: Duration,
+    /// Points in the forecaster's fit window.
+    pub forecast_points: usize,
+    /// A `predicted_breach` is raised when the earliest plausible crossing is within this.
+    pub horizon: Duration,
+    /// What each forecast metric is compared with: `metric=NUMBER` (a fixed threshold) or
+    /// `metric=LIMIT_METRIC` (the latest value of that metric on the same instance).
+    pub forecast: Vec<String>,
+}
+
+impl Default for MetricSeriesConfig {
+    fn default() -> Self {
+        MetricSeriesConfig {
+            enabled: false,
+            metrics: vec![
+                "process_resident_memory_bytes".into(),
+                "process_open_fds".into(),
+                "disk_usage_ratio".into(),
+            ],
+            alarm_score: 0.35,
+            window: 192,
+            warmup: 64,
+            short_window: 3,
+            long_alpha: 0.0003,
+            refractory: 100,
+            season_bins: 288,
+            season_min_gain: 0.7,
+            max_series: 100_000,
+            stale_after: Duration::from_secs(600),
+            forecast_points: 64,
+            horizon: Duration::from_secs(3600),
+            forecast: vec![
+                "process_resident_memory_bytes=container_spec_memory_limit_bytes".into(),
+                "process_open_fds=process_max_fds".into(),
+                "disk_usage_ratio=1.0".into(),
+            ],
         }
     }
 }
@@ -348,6 +673,9 @@ pub struct Policy {
     /// Name of an escalation target.
     pub escalation: Option<String>,
     pub location: Location,
+    /// Boolean PromQL (`{service}`/`{target}` templated) that must return a non-empty result
+    /// at every check of the verification window, besides the symptoms. Needs `prometheus`.
+    pub verify_promql: Vec<String>,
 }
 
 impl Default for Policy {
@@ -367,6 +695,7 @@ impl Default for Policy {
             rollback_if_failed: false,
             escalation: None,
             location: Location::default(),
+            verify_promql: Vec::new(),
         }
     }
 }
@@ -448,6 +777,19 @@ impl Default for StoreConfig {
 pub struct ServerConfig {
     pub enabled: bool,
     pub listen: String,
+    /// Largest request body accepted on the ingest routes (as sent, before decompression);
+    /// larger is answered 413.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip/snappy decompression (a compression bomb is answered 413).
+    pub max_decompressed_bytes: usize,
+    /// remote_write: the label that names a series' service (falls back to `job`).
+    pub remote_write_service_label: String,
+    /// Where the OTLP gRPC receiver (LogsService, MetricsService) listens when the server is
+    /// enabled; its own port, as OTLP/gRPC is usually on 4317.
+    pub otlp_grpc_listen: String,
+    /// Alertmanager webhook: alert labels that name the service an alert is about, tried in
+    /// order (`pod` values lose their ReplicaSet/pod hash suffixes).
+    pub alert_service_labels: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -455,6 +797,14 @@ impl Default for ServerConfig {
         ServerConfig {
             enabled: false,
             listen: "127.0.0.1:9400".into(),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            remote_write_service_label: "service".into(),
+            otlp_grpc_listen: "127.0.0.1:4317".into(),
+            alert_service_labels: DEFAULT_SERVICE_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

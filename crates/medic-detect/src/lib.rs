@@ -13,6 +13,8 @@ pub mod correlator;
 mod counter;
 pub mod detectors;
 mod episode;
+pub mod patterns;
+pub mod series;
 pub mod template;
 
 pub use baseline::Baseline;
@@ -40,6 +42,16 @@ pub trait Detector: Send {
     fn describe(&self, symptom: &Symptom, now: Ts) -> Option<Evidence>;
     /// Number of stored entries (series, samples, templates...), to prove state stays bounded.
     fn footprint(&self) -> usize;
+    /// What this detector has learned that should survive a restart of medic (e.g. known log
+    /// templates), or `None` when it keeps nothing worth persisting.
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Takes back what [`Detector::save_state`] returned by an earlier run. Corrupt or foreign
+    /// bytes are an error, and leave the detector as it was.
+    fn restore_state(&mut self, _bytes: &[u8], _now: Ts) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Every enabled detector, fed together.
@@ -98,6 +110,22 @@ impl Detectors {
     /// Names of the enabled detectors.
     pub fn names(&self) -> Vec<&'static str> {
         self.detectors.iter().map(|d| d.name()).collect()
+    }
+
+    /// Learned state worth keeping across restarts, per detector name.
+    pub fn save_state(&self) -> Vec<(&'static str, Vec<u8>)> {
+        self.detectors
+            .iter()
+            .filter_map(|d| d.save_state().map(|b| (d.name(), b)))
+            .collect()
+    }
+
+    /// Restores one detector's saved state (no-op for a detector that is not enabled).
+    pub fn restore_state(&mut self, name: &str, bytes: &[u8], now: Ts) -> Result<(), String> {
+        match self.detectors.iter_mut().find(|d| d.name() == name) {
+            Some(d) => d.restore_state(bytes, now),
+            None => Ok(()),
+        }
     }
 
     /// Stored entries across all detectors (bounded whatever the input).

@@ -17,7 +17,10 @@ fn every_detector_is_registered_and_can_be_disabled() {
             "restarts",
             "log_errors",
             "traffic",
-            "target_down"
+            "target_down",
+            "log_templates",
+            "log_patterns",
+            "alerts"
         ]
     );
     let mut cfg = DetectorsConfig::default();

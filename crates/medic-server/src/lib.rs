@@ -2,11 +2,17 @@
 //! receives into `Signal`s on the agent's channel; `router` merges them. Listens on 127.0.0.1
 //! unless configured otherwise.
 
+/// OTLP/gRPC receiver (`serve_grpc`).
+#[cfg(feature = "otlp")]
+pub mod grpc;
 pub mod routes;
 
 use medic_core::Signal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+pub use routes::metrics::ServerMetrics;
 
 /// What every route handler can reach.
 #[derive(Clone)]
@@ -15,6 +21,69 @@ pub struct ServerState {
     pub signals: mpsc::Sender<Signal>,
     /// Counters of accepted and dropped records, with reasons.
     pub stats: Arc<medic_signals::SourceStats>,
+    /// Body-size bounds and other ingest settings (from `server:` in medic.yaml).
+    pub limits: IngestLimits,
+    /// Requests by route and status, for `/metrics`.
+    pub metrics: Arc<ServerMetrics>,
+}
+
+impl ServerState {
+    /// A state with the default limits; see [`ServerState::with_config`].
+    pub fn new(signals: mpsc::Sender<Signal>, stats: Arc<medic_signals::SourceStats>) -> Self {
+        ServerState {
+            signals,
+            stats,
+            limits: IngestLimits::default(),
+            metrics: Arc::new(ServerMetrics::new()),
+        }
+    }
+
+    /// Takes the limits from the `server:` section.
+    pub fn with_config(mut self, cfg: &medic_config::ServerConfig) -> Self {
+        self.limits = IngestLimits::from(cfg);
+        self
+    }
+}
+
+/// Bounds applied by the ingest routes.
+#[derive(Clone, Debug)]
+pub struct IngestLimits {
+    /// Largest body as sent (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest body after decompression (413 beyond: a compression bomb).
+    pub max_decompressed_bytes: usize,
+    /// remote_write: the label naming a series' service (else `job`).
+    pub remote_write_service_label: String,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits::from(&medic_config::ServerConfig::default())
+    }
+}
+
+impl From<&medic_config::ServerConfig> for IngestLimits {
+    fn from(c: &medic_config::ServerConfig) -> Self {
+        IngestLimits {
+            max_body_bytes: c.max_body_bytes,
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            remote_write_service_label: c.remote_write_service_label.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "invalid listen address `{0}`: expected `ip:port` such as `127.0.0.1:9400` (or a bare port, which binds 127.0.0.1)"
+    )]
+    InvalidListen(String),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// All routes, one registration line per protocol.
@@ -25,5 +94,97 @@ pub fn router(state: ServerState) -> axum::Router {
         .merge(routes::alertmanager::router())
         .merge(routes::otlp::router())
         .merge(routes::metrics::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::metrics::count_requests,
+        ))
         .with_state(state)
+}
+
+/// Parses `listen`: `ip:port`, or a bare port (bound on 127.0.0.1, never on every interface
+/// by accident).
+pub fn parse_listen(listen: &str) -> Result<SocketAddr, ServerError> {
+    let s = listen.trim();
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = s.strip_prefix(':').unwrap_or(s);
+    match port.parse::<u16>() {
+        Ok(p) => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
+        Err(_) => Err(ServerError::InvalidListen(listen.to_string())),
+    }
+}
+
+/// Binds `listen` and serves [`router`] in a background task until `shutdown` becomes true
+/// (or its sender is dropped). Returns the bound address (port 0 picks a free port).
+pub async fn serve(
+    listen: &str,
+    state: ServerState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, ServerError> {
+    let addr = parse_listen(listen)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let app = router(state);
+    tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        let stop = async move {
+            loop {
+                if *shutdown.borrow_and_update() {
+                    return;
+                }
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "medic server stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// Where a configured server listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listening {
+    pub http: SocketAddr,
+    /// The OTLP gRPC receiver, when built with the `otlp` feature and
+    /// `server.otlp_grpc_listen` is not empty.
+    pub otlp_grpc: Option<SocketAddr>,
+}
+
+/// Starts everything `server` asks for: the HTTP server (ingest routes, Alertmanager webhook,
+/// /metrics) and, when built with `otlp` and `otlp_grpc_listen` is set, the OTLP gRPC
+/// receiver. Both run in background tasks until `shutdown`.
+pub async fn serve_configured(
+    server: &medic_config::ServerConfig,
+    state: ServerState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Listening, ServerError> {
+    let http = serve(&server.listen, state.clone(), shutdown.clone()).await?;
+    #[cfg(feature = "otlp")]
+    let otlp_grpc = match server.otlp_grpc_listen.trim() {
+        "" => None,
+        listen => Some(grpc::serve_grpc(parse_listen(listen)?, state, shutdown).await?),
+    };
+    #[cfg(not(feature = "otlp"))]
+    let otlp_grpc = {
+        if !server.otlp_grpc_listen.trim().is_empty() {
+            tracing::warn!(
+                "server.otlp_grpc_listen is set, but this build has no OTLP support (feature `otlp`): nothing listens on {}",
+                server.otlp_grpc_listen
+            );
+        }
+        drop((state, shutdown));
+        None
+    };
+    Ok(Listening { http, otlp_grpc })
 }

@@ -1,5 +1,6 @@
-//! Path patterns with `*` and `?` in the file-name part (`/var/log/app/*.log`): enough for
-//! log and pid files without another dependency.
+//! Path patterns with `*` and `?` (`/var/log/app/*.log`, `/var/log/pods/*/*/*.log`):
+//! enough for log and pid files without another dependency. A wildcard matches within
+//! one path component (no `**`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +9,16 @@ pub struct PathPattern {
     dir: PathBuf,
     name: String,
     has_wildcard: bool,
+    /// Wildcards in the directory part too (the kubelet's `/var/log/pods/*/*/*.log`).
+    dir_wildcard: bool,
 }
 
+/// A directory pattern expands to at most this many directories: a pattern over a huge
+/// tree must not stall a poll.
+const MAX_DIR_MATCHES: usize = 10_000;
+
 impl PathPattern {
-    /// Wildcards are allowed in the file name only; the directory must be literal.
+    /// Wildcards are allowed in any component.
     pub fn parse(pattern: &str) -> Result<PathPattern, String> {
         if pattern.trim().is_empty() {
             return Err("expected a file path, got an empty string".into());
@@ -25,10 +32,11 @@ impl PathPattern {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        if dir.to_string_lossy().contains(['*', '?']) {
-            return Err("wildcards are only supported in the file name, not the directory".into());
+        if dir.to_string_lossy().contains("**") {
+            return Err("`**` is not supported: use one `*` per directory level".into());
         }
         Ok(PathPattern {
+            dir_wildcard: dir.to_string_lossy().contains(['*', '?']),
             has_wildcard: name.contains(['*', '?']),
             name: name.to_string(),
             dir,
@@ -37,11 +45,23 @@ impl PathPattern {
 
     /// Regular files (or symlinks to them) matching now, sorted.
     pub fn expand(&self) -> Vec<PathBuf> {
+        if self.dir_wildcard {
+            let mut out: Vec<PathBuf> = expand_dirs(&self.dir)
+                .into_iter()
+                .flat_map(|d| self.expand_in(&d))
+                .collect();
+            out.sort();
+            return out;
+        }
+        self.expand_in(&self.dir)
+    }
+
+    fn expand_in(&self, dir: &Path) -> Vec<PathBuf> {
         if !self.has_wildcard {
-            let p = self.dir.join(&self.name);
+            let p = dir.join(&self.name);
             return if p.is_file() { vec![p] } else { Vec::new() };
         }
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
         let mut out: Vec<PathBuf> = entries
@@ -57,6 +77,45 @@ impl PathPattern {
         out.sort();
         out
     }
+}
+
+/// The directories matching a directory pattern, component by component.
+fn expand_dirs(pattern: &Path) -> Vec<PathBuf> {
+    let mut current = vec![PathBuf::new()];
+    for comp in pattern.components() {
+        let part = comp.as_os_str().to_string_lossy();
+        if !part.contains(['*', '?']) {
+            for c in &mut current {
+                c.push(comp.as_os_str());
+            }
+            continue;
+        }
+        let mut next = Vec::new();
+        for base in &current {
+            let dir = if base.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                base.as_path()
+            };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.filter_map(Result::ok) {
+                if next.len() >= MAX_DIR_MATCHES {
+                    break;
+                }
+                let matches = e
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| wildcard_match(&part, n));
+                if matches && e.path().is_dir() {
+                    next.push(base.join(e.file_name()));
+                }
+            }
+        }
+        current = next;
+    }
+    current
 }
 
 /// `*` matches any run of characters (including none), `?` exactly one.
@@ -124,8 +183,9 @@ mod tests {
     }
 
     #[test]
-    fn parse_rejects_directory_wildcards_and_empty() {
-        assert!(PathPattern::parse("/var/*/x.log").is_err());
+    fn parse_rejects_double_star_and_empty() {
+        assert!(PathPattern::parse("/var/**/x.log").is_err());
+        assert!(PathPattern::parse("/var/*/x.log").is_ok());
         assert!(PathPattern::parse("").is_err());
         assert!(PathPattern::parse("/").is_err());
         assert!(PathPattern::parse("/tmp/*.log").is_ok());
@@ -145,6 +205,38 @@ mod tests {
         assert_eq!(lit.expand().len(), 1);
         let missing = PathPattern::parse("/nonexistent-dir-xyz/*.log").unwrap();
         assert!(missing.expand().is_empty());
+    }
+
+    #[test]
+    fn directory_wildcards() {
+        let d = tempfile::tempdir().unwrap();
+        for (dir, file) in [
+            ("ns_a-1_u1/app", "0.log"),
+            ("ns_a-1_u1/app", "1.log"),
+            ("ns_b-2_u2/side", "0.log"),
+            ("ns_b-2_u2/side", "0.log.20240101.gz"),
+        ] {
+            std::fs::create_dir_all(d.path().join(dir)).unwrap();
+            std::fs::write(d.path().join(dir).join(file), "x").unwrap();
+        }
+        // A file where a directory is expected is skipped.
+        std::fs::write(d.path().join("stray"), "x").unwrap();
+        let p = PathPattern::parse(d.path().join("*/*/*.log").to_str().unwrap()).unwrap();
+        let got: Vec<String> = p
+            .expand()
+            .iter()
+            .map(|p| p.strip_prefix(d.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "ns_a-1_u1/app/0.log",
+                "ns_a-1_u1/app/1.log",
+                "ns_b-2_u2/side/0.log"
+            ]
+        );
+        let lit = PathPattern::parse(d.path().join("*/side/0.log").to_str().unwrap()).unwrap();
+        assert_eq!(lit.expand().len(), 1);
     }
 
     #[test]

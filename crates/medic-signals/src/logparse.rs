@@ -1,11 +1,13 @@
 //! Log records: JSON lines and plain text (`<timestamp> <LEVEL> message`), and the joining
 //! of multi-line records (stack traces) into one. Everything returned is redacted.
 
-use crate::redact::{is_sensitive_key, redact};
+use crate::formats::LogParser;
+use crate::redact::Redactor;
 use crate::stats::{Counter, SourceStats};
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use medic_core::{Level, LogLine, Ts};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// `LogLine.raw` is cut to this many bytes: the message holds the content, raw is for
 /// people looking at an excerpt.
@@ -26,21 +28,62 @@ pub fn parse_log_line(raw: &str) -> LogLine {
 /// Like [`parse_log_line`], also returning the record's own timestamp when it has a
 /// readable one.
 pub fn parse_log_record(raw: &str) -> (LogLine, Option<Ts>) {
+    parse_auto(raw, Redactor::builtin())
+}
+
+/// The `auto` format: a JSON object with the usual keys, else plain text.
+pub(crate) fn parse_auto(raw: &str, r: &Redactor) -> (LogLine, Option<Ts>) {
     let trimmed = raw.trim();
     if trimmed.starts_with('{')
         && let Ok(serde_json::Value::Object(map)) = serde_json::from_str(trimmed)
     {
-        return parse_json(raw, map);
+        return parse_json(raw, map, &JsonKeys::default(), r);
     }
-    parse_plain(raw)
+    parse_plain(raw, r)
 }
 
-fn bounded_raw(raw: &str) -> String {
+/// `raw` cut to [`MAX_RAW_BYTES`] and redacted.
+pub(crate) fn bounded_raw(raw: &str, r: &Redactor) -> String {
     let mut end = raw.len().min(MAX_RAW_BYTES);
     while !raw.is_char_boundary(end) {
         end -= 1;
     }
-    redact(&raw[..end]).into_owned()
+    r.redact(&raw[..end]).into_owned()
+}
+
+/// Which JSON keys hold the message, level and timestamp: configured names, else the
+/// usual ones.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct JsonKeys {
+    pub message: Option<String>,
+    pub level: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Role {
+    Level,
+    Message,
+    Ts,
+    Other,
+}
+
+impl JsonKeys {
+    fn role(&self, key: &str) -> Role {
+        let pick = |configured: &Option<String>, defaults: &[&str]| match configured {
+            Some(k) => k == key,
+            None => defaults.iter().any(|d| key.eq_ignore_ascii_case(d)),
+        };
+        if pick(&self.level, &["level", "severity", "lvl"]) {
+            Role::Level
+        } else if pick(&self.message, &["msg", "message"]) {
+            Role::Message
+        } else if pick(&self.timestamp, &["ts", "time", "timestamp", "@timestamp"]) {
+            Role::Ts
+        } else {
+            Role::Other
+        }
+    }
 }
 
 fn json_to_string(v: &serde_json::Value) -> String {
@@ -88,24 +131,29 @@ fn ts_from_json(v: &serde_json::Value) -> Option<Ts> {
     }
 }
 
-fn parse_json(raw: &str, map: serde_json::Map<String, serde_json::Value>) -> (LogLine, Option<Ts>) {
+pub(crate) fn parse_json(
+    raw: &str,
+    map: serde_json::Map<String, serde_json::Value>,
+    keys: &JsonKeys,
+    r: &Redactor,
+) -> (LogLine, Option<Ts>) {
     let mut level = None;
     let mut message = None;
     let mut ts = None;
     let mut fields = BTreeMap::new();
     for (k, v) in &map {
-        match k.to_ascii_lowercase().as_str() {
-            "level" | "severity" | "lvl" if level.is_none() => {
+        match keys.role(k) {
+            Role::Level if level.is_none() => {
                 if let Some(l) = level_from_json(v) {
                     level = Some(l);
                     continue;
                 }
             }
-            "msg" | "message" if message.is_none() => {
+            Role::Message if message.is_none() => {
                 message = Some(json_to_string(v));
                 continue;
             }
-            "ts" | "time" | "timestamp" | "@timestamp" if ts.is_none() => {
+            Role::Ts if ts.is_none() => {
                 if let Some(t) = ts_from_json(v) {
                     ts = Some(t);
                     continue;
@@ -113,46 +161,233 @@ fn parse_json(raw: &str, map: serde_json::Map<String, serde_json::Value>) -> (Lo
             }
             _ => {}
         }
-        let value = if is_sensitive_key(k) {
-            "[REDACTED:secret]".to_string()
-        } else {
-            redact(&json_to_string(v)).into_owned()
-        };
-        fields.insert(redact(k).into_owned(), value);
+        insert_field(&mut fields, k, &json_to_string(v), r);
     }
     let line = LogLine {
         level: level.unwrap_or_default(),
-        message: redact(message.as_deref().unwrap_or("")).into_owned(),
+        message: r.redact(message.as_deref().unwrap_or("")).into_owned(),
         continuation: Vec::new(),
         fields,
-        raw: bounded_raw(raw),
+        raw: bounded_raw(raw, r),
     };
     (line, ts)
 }
 
-/// RFC 3339 / ISO 8601 (with or without zone; without is read as UTC) and
-/// `YYYY-MM-DD HH:MM:SS,mmm`.
+/// A field, its value redacted whole when the key names a secret.
+pub(crate) fn insert_field(fields: &mut BTreeMap<String, String>, k: &str, v: &str, r: &Redactor) {
+    let value = if r.redacts_key(k) {
+        "[REDACTED:secret]".to_string()
+    } else {
+        r.redact(v).into_owned()
+    };
+    fields.insert(r.redact(k).into_owned(), value);
+}
+
+/// RFC 3339 / ISO 8601 (with or without zone; without is read as UTC),
+/// `YYYY-MM-DD HH:MM:SS,mmm`, syslog `Jun 14 15:16:01` (this year), Apache/ctime
+/// `Sun Dec 04 04:47:44 2005`, HDFS `081109 203615`, `2005.06.03 15:42:50`, and epoch
+/// seconds or milliseconds (10 or 13 digits). Zone-less times are read as UTC.
 pub fn parse_timestamp(s: &str) -> Option<Ts> {
-    let s = s.trim();
-    if s.len() < 19 || !s.as_bytes()[0].is_ascii_digit() {
+    let s = s.trim().trim_matches(|c| c == '[' || c == ']');
+    let b = s.as_bytes();
+    let first = *b.first()?;
+    if first.is_ascii_alphabetic() {
+        return parse_textual_timestamp(s);
+    }
+    if !first.is_ascii_digit() {
         return None;
     }
-    let normalized = s.replace(',', ".");
-    if let Ok(t) = DateTime::parse_from_rfc3339(&normalized) {
+    if b.iter().all(u8::is_ascii_digit) {
+        return parse_epoch(s);
+    }
+    if b.len() == 13 && b[6] == b' ' {
+        // HDFS `yyMMdd HHmmss`
+        return NaiveDateTime::parse_from_str(s, "%y%m%d %H%M%S")
+            .ok()
+            .map(|t| Ts(t.and_utc().timestamp_millis()));
+    }
+    if s.len() < 19 || b.get(4) != Some(&b'-') && b.get(4) != Some(&b'.') && b.get(4) != Some(&b'/')
+    {
+        return None;
+    }
+    if let Some(ts) = fast_iso(b) {
+        return Some(ts);
+    }
+    let owned;
+    let s = if b[4] != b'-' || s.contains(',') {
+        // `2005.06.03 15:42:50`, `2005/06/03`, `…,123`: to the one shape chrono is asked for.
+        let mut t = s.replace(',', ".");
+        if b[4] != b'-' {
+            // b[4] and b[7] are ASCII separators (checked), so these are char boundaries.
+            if b.get(7) != Some(&b[4]) {
+                return None;
+            }
+            t.replace_range(4..5, "-");
+            t.replace_range(7..8, "-");
+        }
+        owned = t;
+        owned.as_str()
+    } else {
+        s
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(Ts(t.timestamp_millis()));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
-        if let Ok(t) = DateTime::parse_from_str(&normalized, fmt) {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d-%H.%M.%S%.f",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
             return Some(Ts(t.timestamp_millis()));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(&normalized, fmt) {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d-%H.%M.%S%.f",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Ts(t.and_utc().timestamp_millis()));
         }
     }
     None
 }
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.,fraction][Z|±HH:MM|±HHMM]` without chrono's general format
+/// machinery: the shape nearly every log line has, on the hot path of every line. `None`
+/// for anything else (the general parsers then decide).
+fn fast_iso(b: &[u8]) -> Option<Ts> {
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        let mut v = 0i64;
+        for c in d {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if i < b.len() && (b[i] == b'.' || b[i] == b',') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                millis = millis * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 {
+            return None;
+        }
+        for _ in digits..3 {
+            millis *= 10;
+        }
+    }
+    let offset_secs = match b.get(i) {
+        None => 0,
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(&sign @ (b'+' | b'-')) => {
+            let rest = &b[i + 1..];
+            let (oh, om) = match rest.len() {
+                5 if rest[2] == b':' => (num(i + 1..i + 3)?, num(i + 4..i + 6)?),
+                4 => (num(i + 1..i + 3)?, num(i + 3..i + 5)?),
+                2 => (num(i + 1..i + 3)?, 0),
+                _ => return None,
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Some(Ts(secs * 1000 + millis))
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Epoch seconds (10 digits) or milliseconds (13 digits) between 2001 and 2100: shorter
+/// or longer numbers are counters, not times.
+fn parse_epoch(s: &str) -> Option<Ts> {
+    let n: i64 = s.parse().ok()?;
+    match s.len() {
+        10 if (978_307_200..4_102_444_800).contains(&n) => Some(Ts(n * 1000)),
+        13 if (978_307_200_000..4_102_444_800_000).contains(&n) => Some(Ts(n)),
+        _ => None,
+    }
+}
+
+/// `Jun 14 15:16:01` (syslog: no year, this year is assumed; a date more than a day
+/// ahead is last year's) and `Sun Dec 04 04:47:44 2005` (ctime, as Apache writes it).
+fn parse_textual_timestamp(s: &str) -> Option<Ts> {
+    let parts: Vec<&str> = s.split_ascii_whitespace().collect();
+    let parts = match parts.first() {
+        Some(w) if WEEKDAYS.iter().any(|d| w.eq_ignore_ascii_case(d)) => &parts[1..],
+        _ => &parts[..],
+    };
+    let month = MONTHS
+        .iter()
+        .position(|m| parts.first().is_some_and(|p| p.eq_ignore_ascii_case(m)))?
+        as u32
+        + 1;
+    let day: u32 = parts.get(1)?.parse().ok()?;
+    let time = chrono::NaiveTime::parse_from_str(parts.get(2)?, "%H:%M:%S%.f").ok()?;
+    let (year, explicit) = match parts.get(3).and_then(|y| y.parse::<i32>().ok()) {
+        Some(y) => (y, true),
+        None => (chrono::Utc::now().year(), false),
+    };
+    let mut t = NaiveDate::from_ymd_opt(year, month, day)?.and_time(time);
+    if !explicit && t.and_utc().timestamp_millis() > Ts::now().0 + 86_400_000 {
+        t = NaiveDate::from_ymd_opt(year - 1, month, day)?.and_time(time);
+    }
+    Some(Ts(t.and_utc().timestamp_millis()))
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// Tokens of `s` with their byte ranges.
 fn tokens(s: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
@@ -173,26 +408,66 @@ fn tokens(s: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
-/// A timestamp at the start of the line (one token, two tokens `date time`, or either in
-/// brackets): its value and the byte offset where the rest begins.
+/// A timestamp at the start of the line (one token, two tokens `date time`, syslog's three
+/// `Jun 14 15:16:01`, or a bracketed group `[Sun Dec 04 04:47:44 2005]`): its value and
+/// the byte offset where the rest begins.
 fn leading_timestamp(line: &str) -> Option<(Ts, usize)> {
-    let toks: Vec<(usize, usize)> = tokens(line).take(3).collect();
-    let strip = |t: &str| t.trim_matches(|c| c == '[' || c == ']').to_string();
-    let first = *toks.first()?;
-    if let Some(&second) = toks.get(1) {
-        let two = strip(&line[first.0..second.1]);
-        if let Some(ts) = parse_timestamp(&two) {
-            // `2024-01-02 03:04:05,123 +0000`: a separate zone token is part of it.
-            if let Some(&third) = toks.get(2) {
-                let with_zone = strip(&line[first.0..third.1]);
-                if let Some(tz) = parse_timestamp(&with_zone) {
-                    return Some((tz, third.1));
+    let first_byte = *line.as_bytes().first()?;
+    // Cheap exit for the many lines that cannot start with a time.
+    if !(first_byte.is_ascii_digit() || first_byte == b'[' || first_byte.is_ascii_uppercase()) {
+        return None;
+    }
+    if first_byte == b'['
+        && let Some(close) = line.find(']')
+        && let Some(ts) = parse_timestamp(&line[1..close])
+    {
+        return Some((ts, close + 1));
+    }
+    let mut toks = [(0usize, 0usize); 5];
+    let mut n = 0;
+    for t in tokens(line).take(5) {
+        toks[n] = t;
+        n += 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    fn strip(t: &str) -> &str {
+        t.trim_matches(|c| c == '[' || c == ']')
+    }
+    if first_byte.is_ascii_uppercase() {
+        // `Jun 14 15:16:01 host …`, `Sun Dec 04 04:47:44 2005 …`
+        for k in [5, 4, 3] {
+            if n >= k
+                && let Some(ts) = parse_textual_timestamp(strip(&line[toks[0].0..toks[k - 1].1]))
+            {
+                // ctime with year: take it only when the last token was a year.
+                if k == 3 || line[toks[k - 1].0..toks[k - 1].1].len() == 4 {
+                    return Some((ts, toks[k - 1].1));
                 }
             }
-            return Some((ts, second.1));
+        }
+        return None;
+    }
+    // A first token that is a whole date-time (`2024-05-01T10:00:00Z`) needs no more.
+    if toks[0].1 - toks[0].0 >= 19
+        && let Some(ts) = parse_timestamp(strip(&line[toks[0].0..toks[0].1]))
+    {
+        return Some((ts, toks[0].1));
+    }
+    if n >= 2 {
+        let two = strip(&line[toks[0].0..toks[1].1]);
+        if let Some(ts) = parse_timestamp(two) {
+            // `2024-01-02 03:04:05,123 +0000`: a separate zone token is part of it.
+            if n >= 3
+                && let Some(tz) = parse_timestamp(strip(&line[toks[0].0..toks[2].1]))
+            {
+                return Some((tz, toks[2].1));
+            }
+            return Some((ts, toks[1].1));
         }
     }
-    parse_timestamp(&strip(&line[first.0..first.1])).map(|ts| (ts, first.1))
+    parse_timestamp(strip(&line[toks[0].0..toks[0].1])).map(|ts| (ts, toks[0].1))
 }
 
 fn level_token(token: &str) -> Option<Level> {
@@ -210,36 +485,46 @@ fn level_token(token: &str) -> Option<Level> {
     Level::parse(t)
 }
 
-fn parse_plain(raw: &str) -> (LogLine, Option<Ts>) {
+pub(crate) fn parse_plain(raw: &str, r: &Redactor) -> (LogLine, Option<Ts>) {
     let line = raw.trim_end();
     let (ts, rest_at) = match leading_timestamp(line) {
         Some((ts, at)) => (Some(ts), at),
         None => (None, 0),
     };
-    let rest = &line[rest_at..];
-    let mut level = None;
-    let mut message = rest.trim().to_string();
+    let (level, message) = level_and_message(&line[rest_at..]);
+    let raw_out = bounded_raw(raw, r);
+    // The message is the line less its timestamp and level words, cut at whitespace: when
+    // the whole line (uncut) had nothing to redact, neither has the message.
+    let message = if raw.len() <= MAX_RAW_BYTES && raw_out.len() == raw.len() && raw_out == raw {
+        message
+    } else {
+        r.redact(&message).into_owned()
+    };
+    let line = LogLine {
+        level: level.unwrap_or_default(),
+        message,
+        continuation: Vec::new(),
+        fields: BTreeMap::new(),
+        raw: raw_out,
+    };
+    (line, ts)
+}
+
+/// A level among the first few tokens, and the text without it.
+pub(crate) fn level_and_message(rest: &str) -> (Option<Level>, String) {
     for (start, end) in tokens(rest).take(LEVEL_SEARCH_TOKENS) {
         if let Some(l) = level_token(&rest[start..end]) {
-            level = Some(l);
             let before = rest[..start].trim();
             let after = rest[end..].trim_start_matches([' ', '\t', ':', '-', '|']);
-            message = if before.is_empty() {
+            let message = if before.is_empty() {
                 after.trim_end().to_string()
             } else {
                 format!("{before} {}", after.trim_end())
             };
-            break;
+            return (Some(l), message);
         }
     }
-    let line = LogLine {
-        level: level.unwrap_or_default(),
-        message: redact(&message).into_owned(),
-        continuation: Vec::new(),
-        fields: BTreeMap::new(),
-        raw: bounded_raw(raw),
-    };
-    (line, ts)
+    (None, rest.trim().to_string())
 }
 
 /// Whether a line continues the previous record (stack frames, tracebacks, the exception
@@ -292,6 +577,8 @@ pub struct RecordJoiner {
     pending: Option<Pending>,
     /// Inside a PEM private key block: its body lines are secrets whatever they look like.
     in_private_key: bool,
+    /// The source's format and redaction; `None`: `auto` with the built-in redaction.
+    parser: Option<Arc<LogParser>>,
 }
 
 #[derive(Debug)]
@@ -304,6 +591,14 @@ struct Pending {
 impl RecordJoiner {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records parsed with `parser` (format and redaction of the source).
+    pub fn with_parser(parser: Arc<LogParser>) -> Self {
+        RecordJoiner {
+            parser: Some(parser),
+            ..Self::default()
+        }
     }
 
     pub fn has_pending(&self) -> bool {
@@ -357,23 +652,33 @@ impl RecordJoiner {
             }),
         };
         self.in_private_key = opens_key;
-        finished.map(finish)
+        finished.map(|p| self.finish(p))
     }
 
     /// The pending record, complete as it is.
     pub fn flush(&mut self) -> Option<(LogLine, Option<Ts>)> {
-        self.pending.take().map(finish)
+        let p = self.pending.take()?;
+        Some(self.finish(p))
     }
-}
 
-fn finish(p: Pending) -> (LogLine, Option<Ts>) {
-    let (mut line, ts) = parse_log_record(&p.first);
-    line.continuation = p
-        .continuation
-        .iter()
-        .map(|c| redact(c).into_owned())
-        .collect();
-    (line, ts)
+    fn finish(&self, p: Pending) -> (LogLine, Option<Ts>) {
+        let (mut line, ts, r) = match &self.parser {
+            Some(parser) => {
+                let (l, ts) = parser.parse(&p.first);
+                (l, ts, parser.redactor())
+            }
+            None => {
+                let (l, ts) = parse_log_record(&p.first);
+                (l, ts, Redactor::builtin())
+            }
+        };
+        line.continuation = p
+            .continuation
+            .iter()
+            .map(|c| r.redact(c).into_owned())
+            .collect();
+        (line, ts)
+    }
 }
 
 #[cfg(test)]

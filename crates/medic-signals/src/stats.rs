@@ -31,10 +31,66 @@ pub enum Counter {
     ReadError,
     /// Continuation lines dropped because a record grew past its bound.
     ContinuationDropped,
+    /// Compressed files that ended inside a gzip member or were corrupt (lines decoded so far
+    /// kept, the rest counted here once per file).
+    TruncatedGzip,
+    /// Container partial lines (CRI `P`, Docker lines without newline) joined past the bound
+    /// (the record is cut there).
+    PartialLineOverflow,
+    /// Checkpoints that could not be read back (malformed state: the source starts afresh).
+    CheckpointError,
+    /// Files found replaced since the checkpoint (other inode or head) with no rotated
+    /// predecessor: read from their start, what was unread in the old one is lost.
+    FileReplaced,
+    /// Container log lines that were not CRI or Docker json-file (passed on as plain text).
+    MalformedContainerLine,
+    /// Lines that did not match the source's `format` (json/regex/loghub/logfmt; kept as
+    /// plain text).
+    FormatMismatch,
+    /// Paths matching a source that are not regular files (directories, sockets; skipped).
+    NotAFile,
+    /// Syslog messages dropped because the source's queue was full (a flood).
+    SyslogOverload,
+    /// Syslog messages that were empty or not syslog (skipped).
+    SyslogMalformed,
+    /// Syslog TCP connections refused because too many were open.
+    SyslogConnectionRefused,
+    /// Ingest request bodies refused whole: too large, bad gzip/snappy, not JSON/protobuf.
+    IngestBodyRejected,
+    /// Ingested records that were not a JSON object (skipped).
+    IngestRecordRejected,
+    /// Ingest requests refused with 503 because the agent's channel was full.
+    IngestBackpressure,
+    /// remote_write series with no samples or no `__name__` (skipped).
+    RemoteWriteSeriesSkipped,
+    /// OTLP request bodies refused whole: not valid protobuf/JSON for the request type, or bad gzip.
+    OtlpMalformedBody,
+    /// OTLP requests refused: a content type or encoding that is neither protobuf nor JSON (gzip/identity).
+    OtlpUnsupportedContentType,
+    /// OTLP requests refused (413 / gRPC resource exhausted): body over the size limit, compressed or not.
+    OtlpBodyTooLarge,
+    /// OTLP metric data points dropped: no value, or histogram bucket counts not matching its bounds.
+    OtlpInvalidDataPoint,
+    /// OTLP sum/histogram data points dropped: delta temporality is not converted to cumulative.
+    OtlpUnsupportedDelta,
+    /// OTLP exponential histogram data points dropped: not mapped to samples.
+    OtlpUnsupportedExpHistogram,
+    /// OTLP summary data points dropped: not mapped to samples.
+    OtlpUnsupportedSummary,
+    /// OTLP metrics with no data (no gauge/sum/histogram at all): dropped.
+    OtlpMetricNoData,
+    /// OTLP log bodies, attribute values or attribute lists cut at their bound (record still emitted).
+    OtlpFieldTruncated,
+    /// OTLP records dropped because the agent's channel stayed full (reported as rejected).
+    OtlpChannelFull,
+    /// OTLP log records accepted.
+    OtlpLogRecords,
+    /// OTLP metric data points accepted.
+    OtlpMetricPoints,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 38] = [
         Counter::LinesRead,
         Counter::RecordsEmitted,
         Counter::InvalidUtf8,
@@ -47,6 +103,32 @@ impl Counter {
         Counter::ProcessVanished,
         Counter::ReadError,
         Counter::ContinuationDropped,
+        Counter::TruncatedGzip,
+        Counter::PartialLineOverflow,
+        Counter::CheckpointError,
+        Counter::FileReplaced,
+        Counter::MalformedContainerLine,
+        Counter::FormatMismatch,
+        Counter::NotAFile,
+        Counter::SyslogOverload,
+        Counter::SyslogMalformed,
+        Counter::SyslogConnectionRefused,
+        Counter::IngestBodyRejected,
+        Counter::IngestRecordRejected,
+        Counter::IngestBackpressure,
+        Counter::RemoteWriteSeriesSkipped,
+        Counter::OtlpMalformedBody,
+        Counter::OtlpUnsupportedContentType,
+        Counter::OtlpBodyTooLarge,
+        Counter::OtlpInvalidDataPoint,
+        Counter::OtlpUnsupportedDelta,
+        Counter::OtlpUnsupportedExpHistogram,
+        Counter::OtlpUnsupportedSummary,
+        Counter::OtlpMetricNoData,
+        Counter::OtlpFieldTruncated,
+        Counter::OtlpChannelFull,
+        Counter::OtlpLogRecords,
+        Counter::OtlpMetricPoints,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +145,32 @@ impl Counter {
             Counter::ProcessVanished => "process_vanished",
             Counter::ReadError => "read_error",
             Counter::ContinuationDropped => "continuation_dropped",
+            Counter::TruncatedGzip => "truncated_gzip",
+            Counter::PartialLineOverflow => "partial_line_overflow",
+            Counter::CheckpointError => "checkpoint_error",
+            Counter::FileReplaced => "file_replaced",
+            Counter::MalformedContainerLine => "malformed_container_line",
+            Counter::FormatMismatch => "format_mismatch",
+            Counter::NotAFile => "not_a_file",
+            Counter::SyslogOverload => "syslog_overload",
+            Counter::SyslogMalformed => "syslog_malformed",
+            Counter::SyslogConnectionRefused => "syslog_connection_refused",
+            Counter::IngestBodyRejected => "ingest_body_rejected",
+            Counter::IngestRecordRejected => "ingest_record_rejected",
+            Counter::IngestBackpressure => "ingest_backpressure",
+            Counter::RemoteWriteSeriesSkipped => "remote_write_series_skipped",
+            Counter::OtlpMalformedBody => "otlp_malformed_body",
+            Counter::OtlpUnsupportedContentType => "otlp_unsupported_content_type",
+            Counter::OtlpBodyTooLarge => "otlp_body_too_large",
+            Counter::OtlpInvalidDataPoint => "otlp_invalid_data_point",
+            Counter::OtlpUnsupportedDelta => "otlp_unsupported_delta",
+            Counter::OtlpUnsupportedExpHistogram => "otlp_unsupported_exponential_histogram",
+            Counter::OtlpUnsupportedSummary => "otlp_unsupported_summary",
+            Counter::OtlpMetricNoData => "otlp_metric_no_data",
+            Counter::OtlpFieldTruncated => "otlp_field_truncated",
+            Counter::OtlpChannelFull => "otlp_channel_full",
+            Counter::OtlpLogRecords => "otlp_log_records",
+            Counter::OtlpMetricPoints => "otlp_metric_points",
         }
     }
 

@@ -84,6 +84,8 @@ async fn log_files_join_redact_and_name() {
             service: None,
             from_start: true,
             poll: Duration::from_millis(20),
+            format: Default::default(),
+            container: Default::default(),
         },
     )]);
     let s = r.next().await;
@@ -124,6 +126,8 @@ async fn log_files_from_end_with_fixed_service() {
             service: Some("fixed".into()),
             from_start: false,
             poll: Duration::from_millis(20),
+            format: Default::default(),
+            container: Default::default(),
         },
     )]);
     // Let the first poll record the end of the file.
@@ -348,10 +352,12 @@ async fn invalid_configs_start_nothing() {
         cfg(
             "logs",
             SourceKind::LogFiles {
-                paths: vec!["/var/*/x.log".into()],
+                paths: vec!["/var/**/x.log".into()],
                 service: None,
                 from_start: false,
                 poll: Duration::from_secs(1),
+                format: Default::default(),
+                container: Default::default(),
             },
         ),
         cfg(
@@ -361,6 +367,8 @@ async fn invalid_configs_start_nothing() {
                 service: None,
                 from_start: false,
                 poll: Duration::from_secs(1),
+                format: Default::default(),
+                container: Default::default(),
             },
         ),
         cfg(

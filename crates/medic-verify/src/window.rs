@@ -40,6 +40,24 @@ impl VerifyStatus {
 }
 
 /// What is known about one symptom since the last time it was anomalous.
+impl Track {
+    fn update(&mut self, now: Ts, state: SymptomState) {
+        self.latest = Some(state);
+        match state {
+            SymptomState::Anomalous => {
+                self.clear_since = None;
+                self.last_clear = None;
+            }
+            SymptomState::Clear => {
+                self.clear_since.get_or_insert(now);
+                self.last_clear = Some(now);
+            }
+            // No data neither starts nor breaks a clean period.
+            SymptomState::Unknown => {}
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Track {
     /// First Clear since the last Anomalous (or since the start): this symptom's clean period.
@@ -53,6 +71,9 @@ struct Track {
 #[derive(Clone, Debug)]
 pub struct Verification {
     tracks: BTreeMap<Symptom, Track>,
+    /// Named boolean checks (e.g. `verify_promql` expressions): true is Clear, false is
+    /// Anomalous, no answer is Unknown. They must hold like the symptoms.
+    checks: BTreeMap<String, Track>,
     window_ms: i64,
     started: Ts,
     deadline: Ts,
@@ -77,12 +98,66 @@ impl Verification {
                 .into_iter()
                 .map(|s| (s, Track::default()))
                 .collect(),
+            checks: BTreeMap::new(),
             window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
             deadline,
             started,
             last_observed: None,
             status,
         }
+    }
+
+    /// The same verification with named boolean checks that must also hold for the whole
+    /// window (fed through [`Verification::observe_with_checks`]).
+    pub fn with_checks(mut self, checks: impl IntoIterator<Item = String>) -> Self {
+        self.checks = checks.into_iter().map(|c| (c, Track::default())).collect();
+        if !self.checks.is_empty()
+            && matches!(&self.status, VerifyStatus::NotHealed { reason } if reason.starts_with("nothing to verify"))
+        {
+            self.status = VerifyStatus::Pending { clear_since: None };
+        }
+        self
+    }
+
+    /// Names of the checks being verified.
+    pub fn check_names(&self) -> impl Iterator<Item = &str> {
+        self.checks.keys().map(String::as_str)
+    }
+
+    /// [`Verification::observe`] plus the checks' results at `now`: `Some(true)` holds,
+    /// `Some(false)` fails, `None` (the check could not be run) is Unknown, never a pass.
+    /// Checks not listed count as Unknown.
+    pub fn observe_with_checks(
+        &mut self,
+        now: Ts,
+        states: &[(Symptom, SymptomState)],
+        checks: &[(String, Option<bool>)],
+    ) -> VerifyStatus {
+        if !matches!(self.status, VerifyStatus::Pending { .. })
+            || now < self.started
+            || self.last_observed.is_some_and(|t| now < t)
+        {
+            return self.status.clone();
+        }
+        for (name, track) in &mut self.checks {
+            let state = checks
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, r)| match r {
+                    Some(true) => SymptomState::Clear,
+                    Some(false) => SymptomState::Anomalous,
+                    None => SymptomState::Unknown,
+                })
+                .fold(SymptomState::Unknown, |acc, s| match (acc, s) {
+                    (SymptomState::Anomalous, _) | (_, SymptomState::Anomalous) => {
+                        SymptomState::Anomalous
+                    }
+                    (SymptomState::Clear, _) | (_, SymptomState::Clear) => SymptomState::Clear,
+                    _ => SymptomState::Unknown,
+                });
+            track.update(now, state);
+        }
+        self.observe(now, states)
     }
 
     /// The current status without a new observation.
@@ -103,20 +178,7 @@ impl Verification {
         }
         self.last_observed = Some(now);
         for (symptom, track) in &mut self.tracks {
-            let state = combined_state(symptom, states);
-            track.latest = Some(state);
-            match state {
-                SymptomState::Anomalous => {
-                    track.clear_since = None;
-                    track.last_clear = None;
-                }
-                SymptomState::Clear => {
-                    track.clear_since.get_or_insert(now);
-                    track.last_clear = Some(now);
-                }
-                // No data neither starts nor breaks a clean period.
-                SymptomState::Unknown => {}
-            }
+            track.update(now, combined_state(symptom, states));
         }
         self.status = self.judge(now);
         self.status.clone()
@@ -131,6 +193,7 @@ impl Verification {
             let all_seen_clear = self
                 .tracks
                 .values()
+                .chain(self.checks.values())
                 .all(|t| t.last_clear.is_some_and(|c| c.0 >= window_start));
             if long_enough && all_seen_clear {
                 return VerifyStatus::Healed {
@@ -151,6 +214,7 @@ impl Verification {
     fn clear_since(&self) -> Option<Ts> {
         self.tracks
             .values()
+            .chain(self.checks.values())
             .map(|t| t.clear_since)
             .try_fold(Ts(i64::MIN), |acc, s| s.map(|s| acc.max(s)))
     }
@@ -162,17 +226,22 @@ impl Verification {
         let mut unknown = Vec::new();
         let mut too_short = Vec::new();
         let window_start = now.0.saturating_sub(self.window_ms);
-        for (symptom, track) in &self.tracks {
+        let named = self
+            .tracks
+            .iter()
+            .map(|(s, t)| (s.to_string(), t))
+            .chain(self.checks.iter().map(|(c, t)| (format!("check `{c}`"), t)));
+        for (symptom, track) in named {
             let fresh_clear = track.last_clear.is_some_and(|c| c.0 >= window_start);
             let clear_long_enough = track
                 .clear_since
                 .is_some_and(|s| now.0.saturating_sub(s.0) >= self.window_ms);
             if track.latest == Some(SymptomState::Anomalous) {
-                anomalous.push(symptom.to_string());
+                anomalous.push(symptom.clone());
             } else if !fresh_clear {
-                unknown.push(symptom.to_string());
+                unknown.push(symptom.clone());
             } else if !clear_long_enough {
-                too_short.push(symptom.to_string());
+                too_short.push(symptom.clone());
             }
         }
         let mut parts = Vec::new();

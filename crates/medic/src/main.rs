@@ -1,5 +1,6 @@
 //! `medic`: the agent, the CLI and the demo, in one binary.
 
+mod cmd;
 mod demo;
 
 use anyhow::{Context, Result};
@@ -60,12 +61,41 @@ enum Command {
         #[arg(long)]
         store: PathBuf,
     },
+    /// Evaluate medic on public benchmarks (one subcommand per benchmark).
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+    /// Offline detection (`medic detect series FILE.csv --emit-csv OUT`).
+    Detect {
+        #[command(subcommand)]
+        command: DetectCommand,
+    },
+    /// Offline analysis (`medic analyze logs FILE...`).
+    Analyze {
+        #[command(subcommand)]
+        command: cmd::analyze_logs::AnalyzeCommand,
+    },
     /// Run one demo service process (started by the demo estate's supervisor).
     #[command(hide = true)]
     DemoService(medic_demo::service::DemoServiceArgs),
     /// Run the demo estate: supervisor, services, load generator, fault injector.
     #[command(hide = true)]
     DemoEstate(medic_demo::estate::EstateArgs),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Template mining on Loghub: GA, PA and lines/s per system.
+    Loghub(cmd::eval_loghub::EvalLoghubArgs),
+    /// Metric anomaly detection on NAB: standard, reward-low-FP and reward-low-FN scores.
+    Nab(cmd::eval_nab::EvalNabArgs),
+}
+
+#[derive(Subcommand)]
+enum DetectCommand {
+    /// Score a `timestamp,value` CSV with the streaming series scorer.
+    Series(cmd::detect_series::DetectSeriesArgs),
 }
 
 #[derive(Subcommand)]
@@ -132,17 +162,17 @@ async fn real_main() -> Result<i32> {
                     return Ok(2);
                 }
             };
-            if cfg.server.enabled {
-                eprintln!(
-                    "medic: server.enabled is set, but this version has no HTTP server: nothing listens on {}",
-                    cfg.server.listen
-                );
-            }
             let store = Arc::new(
                 Store::open(&cfg.store.sqlite)
                     .with_context(|| format!("opening store {}", cfg.store.sqlite.display()))?,
             );
-            let mut running = medic_agent::start(cfg, store, Arc::new(SystemClock))?;
+            let mut running = medic_agent::start_async(cfg, store, Arc::new(SystemClock)).await?;
+            if let Some(addr) = running.server_addr {
+                eprintln!("medic: server listening on http://{addr}");
+            }
+            if let Some(addr) = running.otlp_grpc_addr {
+                eprintln!("medic: OTLP gRPC receiver listening on {addr}");
+            }
             let mut timeline = running.timeline.resubscribe();
             tokio::spawn(async move {
                 while let Ok(ev) = timeline.recv().await {
@@ -226,6 +256,16 @@ async fn real_main() -> Result<i32> {
         }
         Command::Approve { incident, store } => answer(&store, &incident, "approved"),
         Command::Reject { incident, store } => answer(&store, &incident, "rejected"),
+        Command::Eval {
+            command: EvalCommand::Loghub(args),
+        } => cmd::eval_loghub::run(args),
+        Command::Analyze { command } => cmd::analyze_logs::run(command),
+        Command::Eval {
+            command: EvalCommand::Nab(args),
+        } => cmd::eval_nab::run(args),
+        Command::Detect {
+            command: DetectCommand::Series(args),
+        } => cmd::detect_series::run(args),
         Command::DemoService(args) => {
             medic_demo::service::run(args).await?;
             Ok(0)

@@ -4,7 +4,8 @@ use crate::node::Node;
 use crate::reader::{Ctx, MapReader};
 use crate::types::{
     BaselineConfig, DetectorsConfig, ErrorRateConfig, LatencyConfig, LogErrorsConfig,
-    MemoryGrowthConfig, RestartsConfig, TargetDownConfig, TrafficConfig,
+    LogPatternsConfig, LogTemplatesConfig, MemoryGrowthConfig, MetricSeriesConfig, RestartsConfig,
+    TargetDownConfig, TrafficConfig,
 };
 
 const UNIT: &str = "a number from 0 to 1";
@@ -51,6 +52,15 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> DetectorsConfig {
     }
     if let Some(n) = m.node("target_down") {
         c.target_down = target_down(n, m.cx);
+    }
+    if let Some(n) = m.node("log_templates") {
+        c.log_templates = log_templates(n, m.cx);
+    }
+    if let Some(n) = m.node("log_patterns") {
+        c.log_patterns = log_patterns(n, m.cx);
+    }
+    if let Some(n) = m.node("metric_series") {
+        c.metric_series = metric_series(n, m.cx);
     }
     m.finish();
     c
@@ -168,4 +178,82 @@ fn target_down(node: &Node, cx: &mut Ctx) -> TargetDownConfig {
     };
     m.finish();
     c
+}
+
+fn log_templates(node: &Node, cx: &mut Ctx) -> LogTemplatesConfig {
+    let d = LogTemplatesConfig::default();
+    let mut m = MapReader::new(node, "`detectors.log_templates`", cx);
+    let c = LogTemplatesConfig {
+        enabled: m.bool_or("enabled", d.enabled),
+        window: m.duration_or("window", d.window, false),
+        warmup: m.duration_or("warmup", d.warmup, true),
+        warmup_lines: m.u64_or("warmup_lines", d.warmup_lines, 0, u64::MAX),
+        spike_ratio: m.f64_or("spike_ratio", d.spike_ratio, positive, POSITIVE),
+        min_count: m.u32_or("min_count", d.min_count, 1),
+        vanish_windows: m.u32_or("vanish_windows", d.vanish_windows, 1),
+        vanish_min_mean: m.f64_or("vanish_min_mean", d.vanish_min_mean, positive, POSITIVE),
+        new_info_min_count: m.u32_or("new_info_min_count", d.new_info_min_count, 1),
+        max_templates: m.usize_or("max_templates", d.max_templates, 1, 1 << 20),
+    };
+    m.finish();
+    c
+}
+
+fn log_patterns(node: &Node, cx: &mut Ctx) -> LogPatternsConfig {
+    let d = LogPatternsConfig::default();
+    let mut m = MapReader::new(node, "`detectors.log_patterns`", cx);
+    let c = LogPatternsConfig {
+        enabled: m.bool_or("enabled", d.enabled),
+        window: m.duration_or("window", d.window, false),
+        min_count: m.u32_or("min_count", d.min_count, 1),
+        disabled: m.str_list("disabled", false).unwrap_or(d.disabled),
+    };
+    m.finish();
+    c
+}
+
+fn metric_series(node: &Node, cx: &mut Ctx) -> MetricSeriesConfig {
+    let d = MetricSeriesConfig::default();
+    let mut m = MapReader::new(node, "`detectors.metric_series`", cx);
+    let c = MetricSeriesConfig {
+        enabled: m.bool_or("enabled", d.enabled),
+        metrics: m.str_list("metrics", false).unwrap_or(d.metrics),
+        alarm_score: m.f64_or("alarm_score", d.alarm_score, open_unit, OPEN_UNIT),
+        window: m.usize_or("window", d.window, 8, 4096),
+        warmup: m.usize_or("warmup", d.warmup, 0, 1 << 20),
+        short_window: m.usize_or("short_window", d.short_window, 1, 1024),
+        long_alpha: m.f64_or("long_alpha", d.long_alpha, open_unit, OPEN_UNIT),
+        refractory: m.usize_or("refractory", d.refractory, 0, 1 << 20),
+        season_bins: m.usize_or("season_bins", d.season_bins, 1, 10_080),
+        season_min_gain: m.f64_or("season_min_gain", d.season_min_gain, unit, UNIT),
+        max_series: m.usize_or("max_series", d.max_series, 1, 100_000_000),
+        stale_after: m.duration_or("stale_after", d.stale_after, false),
+        forecast_points: m.usize_or("forecast_points", d.forecast_points, 4, 1024),
+        horizon: m.duration_or("horizon", d.horizon, false),
+        forecast: m
+            .field("forecast", false, forecast_targets)
+            .unwrap_or(d.forecast),
+    };
+    m.finish();
+    c
+}
+
+/// `metric=NUMBER` or `metric=LIMIT_METRIC`, each side non-empty.
+fn forecast_targets(n: &Node, label: &str, cx: &mut Ctx) -> Option<Vec<String>> {
+    let list = crate::reader::to_str_list(n, label, cx)?;
+    let bad: Vec<&String> = list
+        .iter()
+        .filter(|s| match s.split_once('=') {
+            Some((a, b)) => a.trim().is_empty() || b.trim().is_empty(),
+            None => true,
+        })
+        .collect();
+    if let Some(b) = bad.first() {
+        cx.error(
+            n.pos,
+            format!("invalid {label}: {b:?} is not `metric=NUMBER` or `metric=LIMIT_METRIC`"),
+        );
+        return None;
+    }
+    Some(list)
 }

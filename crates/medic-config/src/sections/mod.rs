@@ -7,10 +7,13 @@ mod correlation;
 mod detectors;
 mod escalation;
 mod guards;
+mod log_format;
 mod policies;
+mod prometheus;
 mod server;
 mod sources;
 mod store;
+mod syslog;
 mod topology;
 
 use crate::error::Pos;
@@ -80,6 +83,12 @@ pub(crate) fn read_config(root: &Node, cx: &mut Ctx) -> ConfigFile {
     }
     if let Some(n) = m.node("escalation") {
         config.escalation = escalation::read(n, m.cx);
+    }
+    if let Some(n) = m.node("prometheus") {
+        config.prometheus = prometheus::read(n, m.cx);
+    }
+    if let Some(n) = m.node("redaction") {
+        config.redaction = log_format::read_redaction(n, m.cx);
     }
     m.finish();
     ConfigFile {

@@ -67,6 +67,7 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
     let rollback_if_failed = m.bool_or("rollback_if_failed", d.rollback_if_failed);
     let escalation_at = m.take("escalation").map(|n| m.cx.errs.location(n.pos));
     let escalation = m.field("escalation", false, to_non_empty_string);
+    let verify_promql = m.str_list("verify_promql", false).unwrap_or_default();
 
     if let (Some(action), Some(scale_node)) = (action, scale_node)
         && action != ActionKind::ScaleWorkload
@@ -105,6 +106,7 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
         rollback_if_failed,
         escalation,
         location,
+        verify_promql,
     };
     Some(ReadPolicy {
         policy,

@@ -3,7 +3,7 @@
 
 use crate::node::Node;
 use crate::reader::{Ctx, MapReader, seq_items, to_non_empty_string};
-use crate::types::{ScrapeTarget, SourceConfig, SourceKind};
+use crate::types::{PromQuery, ScrapeTarget, SourceConfig, SourceKind};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -12,9 +12,13 @@ type KindReader = fn(&mut MapReader) -> Option<SourceKind>;
 const SOURCE_TYPES: &[(&str, KindReader)] = &[
     ("log_files", log_files),
     ("prometheus_scrape", prometheus_scrape),
+    ("prometheus_query", prometheus_query),
     ("procfs", procfs),
     ("process_events", process_events),
     ("change_calendar", change_calendar),
+    ("kubernetes_logs", super::log_format::kubernetes_logs),
+    ("stdin", super::log_format::stdin),
+    ("syslog", super::syslog::read),
 ];
 
 pub(super) fn read(node: &Node, cx: &mut Ctx) -> Vec<SourceConfig> {
@@ -85,11 +89,14 @@ fn log_files(m: &mut MapReader) -> Option<SourceKind> {
     let service = m.field("service", false, to_non_empty_string);
     let from_start = m.bool_or("from_start", false);
     let poll = m.duration_or("poll", Duration::from_millis(500), false);
+    let (format, container) = super::log_format::read_format(m);
     Some(SourceKind::LogFiles {
         paths: paths?,
         service,
         from_start,
         poll,
+        format,
+        container,
     })
 }
 
@@ -124,6 +131,47 @@ fn prometheus_scrape(m: &mut MapReader) -> Option<SourceKind> {
     Some(SourceKind::PrometheusScrape {
         file_sd,
         targets,
+        interval,
+        timeout,
+    })
+}
+
+/// `prometheus_query`: `url`, `queries: [{name, expr, service_label}]`, `interval`, `timeout`.
+fn prometheus_query(m: &mut MapReader) -> Option<SourceKind> {
+    let url_node = m.take("url");
+    let url = m.field("url", true, to_non_empty_string);
+    if let (Some(u), Some(n)) = (&url, url_node) {
+        super::check_http_url(u, n.pos, "`url` of a `prometheus_query` source", m.cx);
+    }
+    let mut queries = Vec::new();
+    match m.node("queries") {
+        Some(n) => {
+            for item in seq_items(n, "`queries`", m.cx) {
+                let mut q = MapReader::new(item, "query", m.cx);
+                let name = q.field("name", true, to_non_empty_string);
+                let expr = q.field("expr", true, to_non_empty_string);
+                let service_label = q.str_or("service_label", "service");
+                q.finish();
+                if let (Some(name), Some(expr)) = (name, expr) {
+                    queries.push(PromQuery {
+                        name,
+                        expr,
+                        service_label,
+                    });
+                }
+            }
+        }
+        None => {
+            let msg = format!("missing required key `queries` in {}", m.what());
+            m.cx.error(m.pos, msg);
+            return None;
+        }
+    }
+    let interval = m.duration_or("interval", Duration::from_secs(5), false);
+    let timeout = m.duration_or("timeout", Duration::from_secs(2), false);
+    Some(SourceKind::PrometheusQuery {
+        url: url?.trim_end_matches('/').to_string(),
+        queries,
         interval,
         timeout,
     })

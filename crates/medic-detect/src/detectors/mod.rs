@@ -1,9 +1,13 @@
 //! The detectors, one per file. Registering a detector is one line in [`registered`].
 
+pub mod alerts;
 pub mod error_rate;
 pub mod latency;
 pub mod log_errors;
+pub mod log_patterns;
+pub mod log_templates;
 pub mod memory_growth;
+pub mod metric_series;
 pub mod restarts;
 pub mod target_down;
 pub mod traffic;
@@ -43,5 +47,16 @@ pub fn registered(cfg: &DetectorsConfig) -> Vec<Box<dyn Detector>> {
     register(cfg.target_down.enabled, &|| {
         Box::new(target_down::TargetDown::new(cfg))
     });
+    register(cfg.log_templates.enabled, &|| {
+        Box::new(log_templates::LogTemplates::new(cfg))
+    });
+    register(cfg.metric_series.enabled, &|| {
+        Box::new(metric_series::MetricSeries::new(cfg))
+    });
+    register(cfg.log_patterns.enabled, &|| {
+        Box::new(log_patterns::LogPatterns::new(cfg))
+    });
+    // Alerts only arrive when an alert receiver is configured: always on.
+    register(true, &|| Box::new(alerts::Alerts::new(cfg)));
     all
 }

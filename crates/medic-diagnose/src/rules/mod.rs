@@ -1,5 +1,6 @@
 //! One rule per cause. A new rule is a new file and one line in [`ALL`].
 
+mod alert_cause;
 mod bad_deployment;
 mod dependency_failure;
 mod load_surge;
@@ -23,4 +24,5 @@ pub const ALL: &[Rule] = &[
     network_latency::RULE,
     load_surge::RULE,
     planned_event::RULE,
+    alert_cause::RULE,
 ];

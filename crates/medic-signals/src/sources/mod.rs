@@ -1,13 +1,19 @@
 //! One file per source kind; `build` is the registry (one line per kind).
 
 pub(crate) mod change_calendar;
+pub(crate) mod kubernetes_logs;
 pub(crate) mod log_files;
 pub(crate) mod process_events;
 pub(crate) mod procfs;
+pub(crate) mod prometheus_query;
 pub(crate) mod prometheus_scrape;
+pub(crate) mod stdin;
+pub(crate) mod syslog;
 
 use crate::SignalsError;
+use crate::checkpoint::CheckpointStore;
 use crate::glob::PathPattern;
+use crate::redact::Redactor;
 use crate::stats::{Counter, SourceStats};
 use crate::tail::{StartAt, TailedLine, Tailer};
 use medic_config::{SourceConfig, SourceKind};
@@ -28,15 +34,22 @@ pub(crate) trait Source: Send {
 }
 
 /// The registry: configuration → runnable source.
-pub(crate) fn build(cfg: &SourceConfig) -> Result<Box<dyn Source>, SignalsError> {
+pub(crate) fn build(
+    cfg: &SourceConfig,
+    redactor: &Arc<Redactor>,
+) -> Result<Box<dyn Source>, SignalsError> {
     match &cfg.kind {
-        SourceKind::LogFiles { .. } => log_files::LogFilesSource::build(cfg),
+        SourceKind::LogFiles { .. } => log_files::LogFilesSource::build(cfg, redactor),
         SourceKind::PrometheusScrape { .. } => {
             prometheus_scrape::PrometheusScrapeSource::build(cfg)
         }
         SourceKind::Procfs { .. } => procfs::ProcfsSource::build(cfg),
         SourceKind::ProcessEvents { .. } => process_events::ProcessEventsSource::build(cfg),
         SourceKind::ChangeCalendar { .. } => change_calendar::ChangeCalendarSource::build(cfg),
+        SourceKind::KubernetesLogs { .. } => kubernetes_logs::build(cfg, redactor),
+        SourceKind::Stdin { .. } => stdin::StdinSource::build(cfg, redactor),
+        SourceKind::PrometheusQuery { .. } => prometheus_query::PrometheusQuerySource::build(cfg),
+        SourceKind::Syslog(_) => syslog::SyslogSource::build(cfg),
     }
 }
 
@@ -46,11 +59,25 @@ pub(crate) struct SourceContext {
     pub tx: mpsc::Sender<Signal>,
     pub shutdown: watch::Receiver<bool>,
     pub stats: Arc<SourceStats>,
+    /// Where file sources keep their positions; `None`: not kept across restarts.
+    pub checkpoints: Option<Arc<dyn CheckpointStore>>,
 }
 
 impl SourceContext {
     /// Sends a signal; false when the source should stop (shutdown, or nobody listens).
     pub async fn emit(&mut self, signal: Signal) -> bool {
+        // Fast path (most sends at high rates): room in the channel, no waiting, no select.
+        let signal = match self.tx.try_send(signal) {
+            Ok(()) => {
+                self.stats.incr(Counter::RecordsEmitted);
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(s)) => s,
+        };
+        if *self.shutdown.borrow() {
+            return false;
+        }
         let sent = tokio::select! {
             biased;
             _ = wait_for_shutdown(&mut self.shutdown) => return false,

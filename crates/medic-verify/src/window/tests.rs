@@ -296,3 +296,94 @@ fn huge_window_and_extreme_times_do_not_overflow() {
         }
     );
 }
+
+/// `verify_promql` semantics: checks hold like symptoms; an unanswered query is Unknown,
+/// never a pass; a failing one resets the clean period.
+mod named_checks {
+    use super::*;
+
+    const Q: &str = "ratio < 0.05";
+
+    fn checked() -> Verification {
+        Verification::new(vec![errors()], Duration::from_secs(10), secs(0), secs(60))
+            .with_checks([Q.to_string()])
+    }
+
+    fn step(v: &mut Verification, t: i64, check: Option<bool>) -> VerifyStatus {
+        v.observe_with_checks(secs(t), &[(errors(), Clear)], &[(Q.to_string(), check)])
+    }
+
+    #[test]
+    fn checks_must_hold_for_the_whole_window() {
+        let mut v = checked();
+        assert_eq!(v.check_names().collect::<Vec<_>>(), vec![Q]);
+        for t in 0..=9 {
+            assert!(matches!(
+                step(&mut v, t, Some(true)),
+                VerifyStatus::Pending { .. }
+            ));
+        }
+        assert_eq!(
+            step(&mut v, 10, Some(true)),
+            VerifyStatus::Healed {
+                healthy_since: secs(0),
+                verified_at: secs(10)
+            }
+        );
+    }
+
+    #[test]
+    fn a_false_check_resets_and_unknown_is_never_a_pass() {
+        let mut v = checked();
+        for t in 0..=5 {
+            step(&mut v, t, Some(true));
+        }
+        step(&mut v, 6, Some(false));
+        for t in 7..=15 {
+            assert!(matches!(
+                step(&mut v, t, Some(true)),
+                VerifyStatus::Pending { .. }
+            ));
+        }
+        assert!(matches!(
+            step(&mut v, 16, Some(true)),
+            VerifyStatus::Pending { .. }
+        ));
+        assert!(matches!(
+            step(&mut v, 17, Some(true)),
+            VerifyStatus::Healed { .. }
+        ));
+
+        // Query errors throughout: symptoms clear, yet not healed, and the reason says why.
+        let mut v = checked();
+        let mut last = VerifyStatus::Pending { clear_since: None };
+        for t in 0..=60 {
+            last = step(&mut v, t, None);
+        }
+        let VerifyStatus::NotHealed { reason } = last.clone() else {
+            panic!("expected not healed, got {last:?}");
+        };
+        assert!(
+            reason.contains("no data (unknown): check `ratio < 0.05`"),
+            "{reason}"
+        );
+
+        // Plain `observe` gives the checks no answer either.
+        let mut v = checked();
+        for t in 0..=60 {
+            last = v.observe(secs(t), &[(errors(), Clear)]);
+        }
+        assert!(matches!(last, VerifyStatus::NotHealed { .. }));
+    }
+
+    #[test]
+    fn checks_alone_are_something_to_verify() {
+        let mut v = Verification::new(vec![], Duration::from_secs(2), secs(0), secs(60))
+            .with_checks([Q.to_string()]);
+        let mut last = VerifyStatus::Pending { clear_since: None };
+        for t in 0..=2 {
+            last = v.observe_with_checks(secs(t), &[], &[(Q.to_string(), Some(true))]);
+        }
+        assert!(matches!(last, VerifyStatus::Healed { .. }), "{last:?}");
+    }
+}

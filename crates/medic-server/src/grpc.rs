@@ -1,0 +1,141 @@
+//! OTLP/gRPC receiver: `LogsService/Export` and `MetricsService/Export` on their own port
+//! (OTLP's 4317 by default, `server.otlp_grpc_listen`), gzip accepted, messages bounded by
+//! `server.max_decompressed_bytes`. Decoding and mapping are the same as OTLP/HTTP's.
+
+use crate::routes::otlp::deliver;
+use crate::{ServerError, ServerState};
+use medic_core::Ts;
+use medic_signals::ingest::otlp::{
+    self, ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use std::net::SocketAddr;
+use tokio::sync::watch;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+/// The `source` name gRPC-received signals carry (same as OTLP/HTTP's).
+const SOURCE: &str = "otlp";
+
+#[derive(Clone)]
+struct Receiver {
+    state: ServerState,
+}
+
+fn rejected_message(dropped: u64, reason: Option<&'static str>) -> String {
+    if dropped > 0 {
+        "some records dropped: the agent's channel was full (otlp_channel_full)".into()
+    } else if let Some(r) = reason {
+        format!("some records dropped: {r} (see medic's /metrics)")
+    } else {
+        String::new()
+    }
+}
+
+fn unavailable() -> Status {
+    Status::unavailable("medic's agent is not keeping up; retry later")
+}
+
+#[tonic::async_trait]
+impl LogsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let req = request.into_inner();
+        let conv = otlp::logs_to_signals(&req, SOURCE, Ts::now(), &self.state.stats);
+        drop(req);
+        let (decode_rejected, reason, had) =
+            (conv.rejected, conv.first_reason, !conv.signals.is_empty());
+        let d = deliver(&self.state, conv).await;
+        if had && d.sent_records == 0 {
+            return Err(unavailable());
+        }
+        let rejected = decode_rejected + d.dropped_records;
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
+                error_message: rejected_message(d.dropped_records, reason),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let req = request.into_inner();
+        let conv = otlp::metrics_to_signals(&req, SOURCE, Ts::now(), &self.state.stats);
+        drop(req);
+        let (decode_rejected, reason, had) =
+            (conv.rejected, conv.first_reason, !conv.signals.is_empty());
+        let d = deliver(&self.state, conv).await;
+        if had && d.sent_records == 0 {
+            return Err(unavailable());
+        }
+        let rejected = decode_rejected + d.dropped_records;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+                error_message: rejected_message(d.dropped_records, reason),
+            }),
+        }))
+    }
+}
+
+/// Binds `addr` and serves the OTLP gRPC receiver in a background task until `shutdown`
+/// becomes true (or its sender is dropped). Returns the bound address (port 0 picks one).
+/// Messages larger than `state.limits.max_decompressed_bytes` (after gzip) are refused by
+/// tonic with `RESOURCE_EXHAUSTED`.
+pub async fn serve_grpc(
+    addr: SocketAddr,
+    state: ServerState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let limit = state.limits.max_decompressed_bytes;
+    let rx = Receiver { state };
+    let logs = LogsServiceServer::new(rx.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit);
+    let metrics = MetricsServiceServer::new(rx)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        let stop = async move {
+            loop {
+                if *shutdown.borrow_and_update() {
+                    return;
+                }
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(logs)
+            .add_service(metrics)
+            .serve_with_incoming_shutdown(incoming, stop)
+            .await
+        {
+            tracing::error!(error = %e, "medic OTLP gRPC receiver stopped");
+        }
+    });
+    Ok(bound)
+}

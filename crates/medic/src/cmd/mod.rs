@@ -1,0 +1,6 @@
+//! Subcommands, one file each.
+
+pub mod analyze_logs;
+pub mod detect_series;
+pub mod eval_loghub;
+pub mod eval_nab;
