@@ -742,8 +742,10 @@ fn attach_prom_evidence(d: &mut medic_core::Diagnosis, evidence: Vec<medic_core:
 }
 
 /// Symptoms that describe the *state* of a service and so can be watched for clearance.
-/// A traffic surge is load, not damage (scaling out does not lower it), and a new error
-/// message is a one-off event with no "clear" state. When nothing else is left (an announced
+/// A traffic surge is load, not damage (scaling out does not lower it); a new error message or
+/// log template, a log pattern hit and a template's rate moving are events whose episodes
+/// outlast the fault by a window (and can be set off by the remediation's own restart logs),
+/// so they are evidence for the diagnosis, not proof of health. When nothing else is left (an announced
 /// surge with no damage yet), verify the target's golden signals instead: its latency and
 /// error rate must stay healthy under the load.
 fn verifiable(symptoms: &[Symptom], target: &str) -> Vec<Symptom> {
@@ -752,7 +754,11 @@ fn verifiable(symptoms: &[Symptom], target: &str) -> Vec<Symptom> {
         .filter(|s| {
             !matches!(
                 s.kind,
-                FindingKind::TrafficSurge | FindingKind::NewErrorMessage
+                FindingKind::TrafficSurge
+                    | FindingKind::NewErrorMessage
+                    | FindingKind::NewLogTemplate
+                    | FindingKind::LogPattern
+                    | FindingKind::LogTemplateRate
             )
         })
         .cloned()
@@ -806,6 +812,9 @@ mod tests {
                 sym("a", FindingKind::TrafficSurge),
                 sym("a", FindingKind::Latency),
                 sym("b", FindingKind::NewErrorMessage),
+                sym("a", FindingKind::LogPattern),
+                sym("a", FindingKind::NewLogTemplate),
+                sym("a", FindingKind::LogTemplateRate),
             ],
             "a",
         );

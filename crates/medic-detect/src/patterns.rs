@@ -321,19 +321,20 @@ fn scan(text: &str, weak_ok: bool, found: &mut u64) {
         if weak && !weak_ok {
             continue;
         }
-        if before
-            && hit.start() > 0
-            && bytes
-                .get(hit.start() - 1)
-                .is_some_and(u8::is_ascii_alphanumeric)
-        {
+        if before && hit.start() > 0 && bytes.get(hit.start() - 1).is_some_and(is_word_byte) {
             continue;
         }
-        if after && bytes.get(hit.end()).is_some_and(u8::is_ascii_alphanumeric) {
+        if after && bytes.get(hit.end()).is_some_and(is_word_byte) {
             continue;
         }
         *found |= 1u64 << idx;
     }
+}
+
+/// Letters, digits and `_`: a term inside an identifier (`dependency_timeout_ms`) is a
+/// setting's name, not the event the term describes.
+fn is_word_byte(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || *b == b'_'
 }
 
 /// Whether a continuation line looks like a stack frame (Java/JS `at …`, Python `File "…"`,
@@ -599,5 +600,18 @@ mod tests {
         assert!(match_line("é\u{0}\u{202e}timed out", Info).contains("timeout"));
         let frames = vec!["#".to_string(), "".to_string()];
         assert!(match_record("x", &frames, Error).is_empty());
+    }
+
+    #[test]
+    fn a_term_inside_an_identifier_is_not_a_hit() {
+        // Regression: the demo's config error named `dependency_timeout_ms` and was reported
+        // as a timeout.
+        let line = r#"FATAL config error: "dependency_timeout_ms" is a string "400ms", expected an integer"#;
+        assert!(
+            !match_line(line, Level::Fatal).contains("timeout"),
+            "{:?}",
+            match_line(line, Level::Fatal)
+        );
+        assert!(match_line("upstream timeout after 400ms", Level::Error).contains("timeout"));
     }
 }

@@ -40,9 +40,10 @@ impl Verdict {
 pub type Guard = fn(&Plan, &History, &GuardsConfig, Ts) -> Verdict;
 
 /// The guards [`crate::decide`] runs after the kill switch, in order; the first denial wins.
-pub const ACTION_GUARDS: [(&str, Guard); 7] = [
+pub const ACTION_GUARDS: [(&str, Guard); 8] = [
     ("planned_event_freeze", planned_event_freeze),
     ("max_attempts", max_attempts),
+    ("undo_once", undo_once),
     ("cooldown", cooldown),
     ("loop_breaker", loop_breaker),
     ("blast_radius", blast_radius),
@@ -114,6 +115,34 @@ pub fn planned_event_freeze(
         return Verdict::Deny(format!(
             "planned_event_freeze: {} is disruptive and {target} has a planned event in progress",
             plan.action.kind
+        ));
+    }
+    Verdict::Allow
+}
+
+// ── undo_once: a rollback or config revert is not repeated within one incident ───────────
+
+/// Rolling back (or reverting a config) swaps the current and the previous version, as
+/// `kubectl rollout undo` does: a second one in the same incident would reinstate the very
+/// version the first one removed. If the first did not heal, people decide what is next.
+pub fn undo_once(plan: &Plan, history: &History, _config: &GuardsConfig, _now: Ts) -> Verdict {
+    if !matches!(
+        plan.action.kind,
+        ActionKind::RollbackRelease | ActionKind::RevertConfig
+    ) || history.incident.is_empty()
+    {
+        return Verdict::Allow;
+    }
+    let done = history.executions.iter().any(|e| {
+        e.incident == history.incident
+            && e.action.kind == plan.action.kind
+            && e.action.target == plan.action.target
+            && e.status == medic_core::ExecutionStatus::Succeeded
+    });
+    if done {
+        return Verdict::Deny(format!(
+            "undo_once: {} on {} already ran for this incident; running it again would reinstate what it removed",
+            plan.action.kind, plan.action.target
         ));
     }
     Verdict::Allow

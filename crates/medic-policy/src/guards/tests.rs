@@ -353,3 +353,28 @@ fn cooldown_is_per_policy_and_ignores_the_incidents_own_retries() {
     p.policy = "q".into();
     assert!(cooldown(&p, &h, &GuardsConfig::default(), T0).is_allow());
 }
+
+#[test]
+fn a_rollback_or_revert_runs_once_per_incident() {
+    let mut p = plan(ActionKind::RevertConfig, "checkout");
+    let mut h = History {
+        incident: "inc".into(),
+        ..History::default()
+    };
+    assert!(undo_once(&p, &h, &GuardsConfig::default(), T0).is_allow());
+    let mut first = done(ActionKind::RevertConfig, "checkout", 30);
+    first.incident = "inc".into();
+    first.status = medic_core::ExecutionStatus::Succeeded;
+    h.executions.push(first.clone());
+    let v = undo_once(&p, &h, &GuardsConfig::default(), T0);
+    assert!(denial(v).starts_with("undo_once: revert_config on checkout already ran"));
+    // Another incident's revert, a failed attempt, or a restart are not affected.
+    h.incident = "other".into();
+    assert!(undo_once(&p, &h, &GuardsConfig::default(), T0).is_allow());
+    h.incident = "inc".into();
+    h.executions[0].status = medic_core::ExecutionStatus::Failed;
+    assert!(undo_once(&p, &h, &GuardsConfig::default(), T0).is_allow());
+    h.executions[0] = first;
+    p.action.kind = ActionKind::RestartWorkload;
+    assert!(undo_once(&p, &h, &GuardsConfig::default(), T0).is_allow());
+}
