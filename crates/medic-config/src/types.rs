@@ -596,12 +596,17 @@ pub struct MetricSeriesConfig {
     /// What each forecast metric is compared with: `metric=NUMBER` (a fixed threshold) or
     /// `metric=LIMIT_METRIC` (the latest value of that metric on the same instance).
     pub forecast: Vec<String>,
+    /// Distinct series of one target (service and instance) that must be anomalous within
+    /// `correlation_window` before a `metric_anomaly` is raised; 1 raises single series too.
+    pub min_correlated: usize,
+    /// Anomalies of one target this close together are one correlated finding.
+    pub correlation_window: Duration,
 }
 
 impl Default for MetricSeriesConfig {
     fn default() -> Self {
         MetricSeriesConfig {
-            enabled: false,
+            enabled: true,
             metrics: vec![
                 "process_resident_memory_bytes".into(),
                 "process_open_fds".into(),
@@ -624,6 +629,8 @@ impl Default for MetricSeriesConfig {
                 "process_open_fds=process_max_fds".into(),
                 "disk_usage_ratio=1.0".into(),
             ],
+            min_correlated: 1,
+            correlation_window: Duration::from_secs(60),
         }
     }
 }

@@ -19,6 +19,7 @@ fn every_detector_is_registered_and_can_be_disabled() {
             "traffic",
             "target_down",
             "log_templates",
+            "metric_series",
             "log_patterns",
             "alerts"
         ]
