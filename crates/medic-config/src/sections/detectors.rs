@@ -233,6 +233,8 @@ fn metric_series(node: &Node, cx: &mut Ctx) -> MetricSeriesConfig {
         forecast: m
             .field("forecast", false, forecast_targets)
             .unwrap_or(d.forecast),
+        min_correlated: m.usize_or("min_correlated", d.min_correlated, 1, 16),
+        correlation_window: m.duration_or("correlation_window", d.correlation_window, false),
     };
     m.finish();
     c

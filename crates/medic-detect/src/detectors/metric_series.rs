@@ -1,8 +1,12 @@
 //! `metric_series`: the streaming series scorer ([`crate::series`]) over the configured metrics
 //! of every service (each label set its own series), raising `metric_anomaly` findings, and the
-//! growth forecaster raising `predicted_breach` before a series crosses its limit. Anomalies of
-//! several series of one service within a minute are reported together (e.g. memory growth with
-//! restarts and latency), their scores combined by noisy-OR.
+//! growth forecaster raising `predicted_breach` before a series crosses its limit.
+//!
+//! Per-target correlation: anomalies of distinct series of one target (service and instance)
+//! within `correlation_window` form one group (e.g. memory growth with restarts and latency).
+//! Each alarm raises one finding naming every series of its group, with evidence for each and
+//! their scores combined by noisy-OR (`1 - Π(1 - score)`), once the group has
+//! `min_correlated` series; until then the alarm is held (counted) and joins a later group.
 
 use crate::series::{Forecaster, ScorerParams, SeriesScorer};
 use crate::{Detector, finding_id};
@@ -15,10 +19,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 const NAME: &str = "metric_series";
 /// How long a series stays "anomalous" for the verifier after its last alarm.
 const HOLD_MS: i64 = 60_000;
-/// Anomalies of one service this close together are reported as correlated.
-const CORRELATE_MS: i64 = 60_000;
-/// Recent anomalies remembered per service for correlation.
-const MAX_RECENT: usize = 8;
+/// Recent anomalies remembered per target for correlation (distinct series; the oldest goes).
+const MAX_RECENT: usize = 32;
 
 /// Where a forecast metric's threshold comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +34,8 @@ struct Series {
     service: String,
     instance: String,
     metric: String,
+    /// `metric{label="value",...}`: how findings name the series.
+    display: String,
     scorer: SeriesScorer,
     forecaster: Option<Forecaster>,
     /// Last raw counter value and its time, for counters.
@@ -52,6 +56,21 @@ pub struct SeriesCounts {
     pub counter_resets: u64,
     pub over_series_cap: u64,
     pub stale_series: u64,
+    /// Alarms not raised (yet) because fewer than `min_correlated` series of their target
+    /// were anomalous within the correlation window.
+    pub uncorrelated_held: u64,
+}
+
+/// One recent alarm of a target, kept for correlation.
+#[derive(Clone, Debug)]
+struct Recent {
+    ts: i64,
+    /// The series key (distinctness) and how it is named.
+    key: String,
+    display: String,
+    value: f64,
+    baseline: f64,
+    score: f64,
 }
 
 pub struct MetricSeries {
@@ -61,7 +80,8 @@ pub struct MetricSeries {
     series: HashMap<String, Series>,
     /// Latest value of limit metrics, by (service, instance, metric).
     limit_values: HashMap<(String, String, String), f64>,
-    recent: HashMap<String, VecDeque<(i64, String, f64)>>,
+    /// Recent alarms by target (service, instance).
+    recent: HashMap<(String, String), VecDeque<Recent>>,
     counts: SeriesCounts,
 }
 
@@ -96,6 +116,14 @@ pub fn scorer_params(cfg: &MetricSeriesConfig) -> ScorerParams {
         season_min_gain: cfg.season_min_gain,
         ..ScorerParams::default()
     }
+}
+
+fn display_name(s: &MetricSample) -> String {
+    if s.labels.is_empty() {
+        return s.name.clone();
+    }
+    let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{}{{{}}}", s.name, labels.join(","))
 }
 
 fn series_key(service: &str, instance: &str, s: &MetricSample) -> String {
@@ -169,6 +197,7 @@ impl MetricSeries {
                     service: service.to_string(),
                     instance: instance.to_string(),
                     metric: sample.name.clone(),
+                    display: display_name(sample),
                     scorer: SeriesScorer::new(self.params.clone()),
                     forecaster,
                     counter: None,
@@ -219,41 +248,95 @@ impl MetricSeries {
             return;
         }
         s.anomalous_until = ts.0.saturating_add(HOLD_MS);
-        let (metric, baseline, score) = (s.metric.clone(), scored.baseline, scored.score);
-        let recent = self.recent.entry(service.to_string()).or_default();
-        recent.retain(|(t, m, _)| ts.0 - *t <= CORRELATE_MS && *m != metric);
-        let others: Vec<String> = recent.iter().map(|(_, m, _)| m.clone()).collect();
-        let combined = recent
-            .iter()
-            .fold(1.0 - score, |acc, (_, _, sc)| acc * (1.0 - sc));
-        recent.push_back((ts.0, metric.clone(), score));
-        while recent.len() > MAX_RECENT {
-            recent.pop_front();
+        let alarm = Recent {
+            ts: ts.0,
+            key,
+            display: s.display.clone(),
+            value,
+            baseline: scored.baseline,
+            score: scored.score,
+        };
+        let kind = scored.kind.as_str();
+        self.correlate(ts, service, instance, alarm, kind, out);
+    }
+
+    /// Adds an alarm to its target's group and raises the group's finding once it has
+    /// `min_correlated` distinct series.
+    fn correlate(
+        &mut self,
+        ts: Ts,
+        service: &str,
+        instance: &str,
+        alarm: Recent,
+        kind: &str,
+        out: &mut Vec<Finding>,
+    ) {
+        let window = i64::try_from(self.cfg.correlation_window.as_millis()).unwrap_or(i64::MAX);
+        let group = self
+            .recent
+            .entry((service.to_string(), instance.to_string()))
+            .or_default();
+        // A series' newer alarm replaces its older one: a group counts distinct series.
+        group.retain(|r| ts.0.saturating_sub(r.ts) <= window && r.key != alarm.key);
+        group.push_back(alarm);
+        while group.len() > MAX_RECENT {
+            group.pop_front();
         }
+        if group.len() < self.cfg.min_correlated.max(1) {
+            self.counts.uncorrelated_held += 1;
+            return;
+        }
+        let Some(newest) = group.back() else {
+            return;
+        };
+        let combined = 1.0 - group.iter().fold(1.0, |acc, r| acc * (1.0 - r.score));
         let mut summary = format!(
-            "{service} {metric} {} anomaly: {value:.4} vs baseline {baseline:.4} (score {score:.2})",
-            scored.kind.as_str()
+            "{service} {} {kind} anomaly: {:.4} vs baseline {:.4} (score {:.2})",
+            newest.display, newest.value, newest.baseline, newest.score
         );
-        if !others.is_empty() {
-            summary.push_str(&format!("; together with {}", others.join(", ")));
+        if group.len() > 1 {
+            let others: Vec<&str> = group
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|r| r.display.as_str())
+                .collect();
+            summary.push_str(&format!(
+                "; together with {} on the same target: {} series anomalous within {}s (combined score {combined:.2})",
+                others.join(", "),
+                group.len(),
+                window / 1000
+            ));
         }
+        // Newest first: the alarm that raised the finding leads its evidence.
+        let evidence = group
+            .iter()
+            .rev()
+            .map(|r| Evidence::Metric {
+                ts: Ts(r.ts),
+                service: service.to_string(),
+                name: r.display.clone(),
+                value: r.value,
+                baseline: Some(r.baseline),
+                unit: String::new(),
+            })
+            .collect();
         out.push(Finding {
-            id: finding_id(NAME, service, ts, FindingKind::MetricAnomaly, Some(&metric)),
+            id: finding_id(
+                NAME,
+                service,
+                ts,
+                FindingKind::MetricAnomaly,
+                Some(&newest.key),
+            ),
             ts,
             service: service.to_string(),
             instance: (!instance.is_empty()).then(|| instance.to_string()),
             kind: FindingKind::MetricAnomaly,
             detector: NAME.into(),
-            score: (1.0 - combined).clamp(0.0, 1.0),
+            score: combined.clamp(0.0, 1.0),
             summary,
-            evidence: vec![Evidence::Metric {
-                ts,
-                service: service.to_string(),
-                name: metric,
-                value,
-                baseline: Some(baseline),
-                unit: String::new(),
-            }],
+            evidence,
         });
     }
 
@@ -312,6 +395,11 @@ impl Detector for MetricSeries {
             keep
         });
         self.counts.stale_series += (before - self.series.len()) as u64;
+        let window = i64::try_from(self.cfg.correlation_window.as_millis()).unwrap_or(i64::MAX);
+        self.recent.retain(|_, g| {
+            g.back()
+                .is_some_and(|r| now.0.saturating_sub(r.ts) <= window)
+        });
         self.counts.non_finite += gone.non_finite;
         self.counts.out_of_order += gone.out_of_order;
         self.counts.duplicate += gone.duplicate;

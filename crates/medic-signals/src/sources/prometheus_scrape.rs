@@ -3,7 +3,7 @@
 
 use super::{Source, SourceContext, SourceFuture, positive};
 use crate::SignalsError;
-use crate::prometheus_text::parse_prometheus_text;
+use crate::prometheus_text::{ExpositionFormat, SCRAPE_ACCEPT, parse_exposition};
 use crate::stats::{Counter, SourceStats};
 use medic_config::{ScrapeTarget, SourceConfig, SourceKind};
 use medic_core::{MetricSample, Signal, SignalPayload, Ts};
@@ -114,7 +114,12 @@ pub(crate) async fn scrape(
     url: &str,
     stats: &SourceStats,
 ) -> Result<Vec<MetricSample>, String> {
-    let mut resp = client.get(url).send().await.map_err(|e| describe(&e))?;
+    let mut resp = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
     if !resp.status().is_success() {
         return Err(format!("{url} answered HTTP {}", resp.status()));
     }
@@ -131,13 +136,23 @@ pub(crate) async fn scrape(
         }
         body.extend_from_slice(&chunk);
     }
+    let format = ExpositionFormat::from_content_type(
+        resp.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let text = String::from_utf8_lossy(&body);
-    let (samples, errors) = parse_prometheus_text(&text);
+    let parsed = parse_exposition(&text, format);
+    let errors = parsed.errors;
     if !errors.is_empty() {
         stats.add(Counter::MalformedMetricLine, errors.len() as u64);
         tracing::debug!(%url, first = %errors[0], count = errors.len(), "skipped malformed metric lines");
     }
-    Ok(samples)
+    if !parsed.created.is_empty() {
+        // Creation timestamps, not values: no detector scores them.
+        tracing::debug!(%url, count = parsed.created.len(), "left out `_created` samples");
+    }
+    Ok(parsed.samples)
 }
 
 /// reqwest's Display hides the cause (`error sending request`); the chain names it.
@@ -278,5 +293,89 @@ mod tests {
             assert!(parse_file_sd(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_file_sd("[]").unwrap(), vec![]);
+    }
+
+    /// A hand-written exporter (test double: the Debian Prometheus 2.42 on this machine serves
+    /// only the 0.0.4 format on its own `/metrics`): OpenMetrics when the `Accept` header asks
+    /// for it, as client_golang/client_python negotiate, the text format otherwise.
+    async fn negotiating_exporter_test_double() -> (String, tokio::task::JoinHandle<()>) {
+        use axum::http::{HeaderMap, header};
+        use axum::routing::get;
+        async fn metrics(h: HeaderMap) -> ([(header::HeaderName, &'static str); 1], &'static str) {
+            let accept = h
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if accept.starts_with("application/openmetrics-text") {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    "# TYPE jobs counter\n# UNIT jobs_seconds seconds\njobs_total 3\njobs_created 1.7e9 1.7e9\n\
+                     # TYPE build info\nbuild_info{v=\"1\"} 1\n# EOF\n",
+                )
+            } else {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    "jobs_total 3\n",
+                )
+            }
+        }
+        // Answers OpenMetrics but cut short (no `# EOF`), whatever was asked.
+        async fn truncated() -> (
+            [(axum::http::header::HeaderName, &'static str); 1],
+            &'static str,
+        ) {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0",
+                )],
+                "# TYPE jobs counter\njobs_total 3\n",
+            )
+        }
+        let app = axum::Router::new()
+            .route("/metrics", get(metrics))
+            .route("/truncated", get(truncated));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (addr, server)
+    }
+
+    #[tokio::test]
+    async fn scrape_negotiates_openmetrics() {
+        let (addr, server) = negotiating_exporter_test_double().await;
+        let client = reqwest::Client::new();
+        let stats = SourceStats::new();
+        let samples = scrape(&client, &format!("http://{addr}/metrics"), &stats)
+            .await
+            .unwrap();
+        // OpenMetrics was chosen (only that body has `build_info`), `_created` left out.
+        let names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["jobs_total", "build_info"]);
+        assert_eq!(stats.get(Counter::MalformedMetricLine), 0);
+        // A text-format body that asks for nothing else has no `# EOF` and needs none.
+        let plain = reqwest::Client::new()
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            plain.headers()[reqwest::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        // A truncated OpenMetrics body: samples kept, the missing `# EOF` counted.
+        let samples = scrape(&client, &format!("http://{addr}/truncated"), &stats)
+            .await
+            .unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(stats.get(Counter::MalformedMetricLine), 1);
+        server.abort();
     }
 }
