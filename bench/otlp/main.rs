@@ -6,6 +6,9 @@
 //!
 //! Each case decodes and maps one batch (1000 log records / 1000 gauge points with 3 labels)
 //! RUNS times (default 31) and prints the median and p90 per record. In-process, no IO.
+//! The delta case sends 1000 monotonic-sum series whose intervals continue from one batch to
+//! the next (steady state: every point updates a known series), beside the same points as a
+//! cumulative sum.
 
 use medic_core::Ts;
 use medic_signals::SourceStats;
@@ -15,7 +18,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -104,6 +108,44 @@ fn metrics() -> ExportMetricsServiceRequest {
     }
 }
 
+/// 1000 sum points, one per series, over the interval `(k, k+1]` seconds.
+fn sums(k: u64, temporality: AggregationTemporality) -> ExportMetricsServiceRequest {
+    let delta = temporality == AggregationTemporality::Delta;
+    let s = 1_000_000_000u64;
+    let points = (0..N)
+        .map(|i| NumberDataPoint {
+            attributes: vec![
+                kv("route", &format!("/r{}", i % 50)),
+                kv("method", "GET"),
+                kv("pod", &format!("pod-{}", i / 50)),
+            ],
+            start_time_unix_nano: if delta {
+                (1_700_000_000 + k) * s
+            } else {
+                1_700_000_000 * s
+            },
+            time_unix_nano: (1_700_000_001 + k) * s,
+            value: Some(number_data_point::Value::AsInt(if delta {
+                3
+            } else {
+                3 * k as i64 + 3
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let mut req = metrics();
+    req.resource_metrics[0].scope_metrics[0].metrics = vec![Metric {
+        name: "http.requests".into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: temporality as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }];
+    req
+}
+
 /// Median and p90 nanoseconds per record over `runs` runs of `f` (one batch of N each).
 fn measure(runs: usize, mut f: impl FnMut() -> usize) -> (f64, f64) {
     let mut per = Vec::with_capacity(runs);
@@ -153,13 +195,25 @@ fn main() {
         })
         .collect();
 
+    // One batch per run (plus the warm-up one), so every delta run continues the series.
+    let cum_pb = sums(0, AggregationTemporality::Cumulative).encode_to_vec();
+    let delta_pbs: Vec<Vec<u8>> = (0..=runs as u64)
+        .map(|k| sums(k, AggregationTemporality::Delta).encode_to_vec())
+        .collect();
+    let delta_state = otlp::DeltaState::default();
+    let first = otlp::decode_metrics_protobuf(&delta_pbs[0]).expect("decode");
+    otlp::metrics_to_signals(&first, "otlp", now, &stats, &delta_state);
+    let mut next_delta = 1;
+    let delta_state = &delta_state;
+    let (stats, delta_pbs) = (&stats, &delta_pbs);
+
     let cases: Vec<Case> = vec![
         (
             "logs: OTLP protobuf decode+map",
             lpb.len(),
             Box::new(|| {
                 let r = otlp::decode_logs_protobuf(&lpb).expect("decode");
-                otlp::logs_to_signals(&r, "otlp", now, &stats).signals.len()
+                otlp::logs_to_signals(&r, "otlp", now, stats).signals.len()
             }),
         ),
         (
@@ -167,7 +221,7 @@ fn main() {
             ljson.len(),
             Box::new(|| {
                 let r = otlp::decode_logs_json(&ljson).expect("decode");
-                otlp::logs_to_signals(&r, "otlp", now, &stats).signals.len()
+                otlp::logs_to_signals(&r, "otlp", now, stats).signals.len()
             }),
         ),
         (
@@ -180,7 +234,25 @@ fn main() {
             mpb.len(),
             Box::new(|| {
                 let r = otlp::decode_metrics_protobuf(&mpb).expect("decode");
-                otlp::metrics_to_signals(&r, "otlp", now, &stats).accepted as usize
+                otlp::metrics_to_signals(&r, "otlp", now, stats, delta_state).accepted as usize
+            }),
+        ),
+        (
+            "metrics: OTLP protobuf cumulative sum",
+            cum_pb.len(),
+            Box::new(|| {
+                let r = otlp::decode_metrics_protobuf(&cum_pb).expect("decode");
+                otlp::metrics_to_signals(&r, "otlp", now, stats, delta_state).accepted as usize
+            }),
+        ),
+        (
+            "metrics: OTLP protobuf delta sum -> cumulative",
+            delta_pbs[0].len(),
+            Box::new(move || {
+                let body = &delta_pbs[next_delta.min(delta_pbs.len() - 1)];
+                next_delta += 1;
+                let r = otlp::decode_metrics_protobuf(body).expect("decode");
+                otlp::metrics_to_signals(&r, "otlp", now, stats, delta_state).accepted as usize
             }),
         ),
         (
@@ -188,7 +260,7 @@ fn main() {
             mjson.len(),
             Box::new(|| {
                 let r = otlp::decode_metrics_json(&mjson).expect("decode");
-                otlp::metrics_to_signals(&r, "otlp", now, &stats).accepted as usize
+                otlp::metrics_to_signals(&r, "otlp", now, stats, delta_state).accepted as usize
             }),
         ),
         (

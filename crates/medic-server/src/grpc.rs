@@ -74,7 +74,13 @@ impl MetricsService for Receiver {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let req = request.into_inner();
-        let conv = otlp::metrics_to_signals(&req, SOURCE, Ts::now(), &self.state.stats);
+        let conv = otlp::metrics_to_signals(
+            &req,
+            SOURCE,
+            Ts::now(),
+            &self.state.stats,
+            &self.state.otlp_delta,
+        );
         drop(req);
         let (decode_rejected, reason, had) =
             (conv.rejected, conv.first_reason, !conv.signals.is_empty());

@@ -25,6 +25,10 @@ pub struct ServerState {
     pub limits: IngestLimits,
     /// Requests by route and status, for `/metrics`.
     pub metrics: Arc<ServerMetrics>,
+    /// OTLP delta → cumulative running totals, shared by the HTTP and gRPC receivers so a
+    /// series keeps its total whichever way its points arrive.
+    #[cfg(feature = "otlp")]
+    pub otlp_delta: Arc<medic_signals::ingest::otlp::DeltaState>,
 }
 
 impl ServerState {
@@ -35,6 +39,8 @@ impl ServerState {
             stats,
             limits: IngestLimits::default(),
             metrics: Arc::new(ServerMetrics::new()),
+            #[cfg(feature = "otlp")]
+            otlp_delta: Arc::default(),
         }
     }
 

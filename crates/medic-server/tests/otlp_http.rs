@@ -190,6 +190,7 @@ async fn protobuf_logs_gzip_are_accepted_and_mapped() {
 
 #[tokio::test]
 async fn json_metrics_with_delta_get_partial_success() {
+    // A delta point without its interval's end cannot be placed in its series.
     let mut s = start(1 << 20, 4 << 20, 64).await;
     let body = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
       "scopeMetrics":[{"metrics":[
@@ -210,7 +211,7 @@ async fn json_metrics_with_delta_get_partial_success() {
         v["partialSuccess"]["errorMessage"]
             .as_str()
             .unwrap()
-            .contains("otlp_unsupported_delta")
+            .contains("otlp_invalid_data_point")
     );
     let sig = recv(&mut s.rx).await;
     let SignalPayload::Metrics { samples } = sig.payload else {
@@ -218,7 +219,7 @@ async fn json_metrics_with_delta_get_partial_success() {
     };
     assert_eq!(samples.len(), 1);
     assert_eq!((samples[0].name.as_str(), samples[0].value), ("temp", 21.5));
-    assert_eq!(s.stats.get(Counter::OtlpUnsupportedDelta), 1);
+    assert_eq!(s.stats.get(Counter::OtlpInvalidDataPoint), 1);
 }
 
 #[tokio::test]

@@ -199,3 +199,77 @@ async fn python_sdk_exports_over_http_json() {
 async fn python_sdk_exports_over_grpc() {
     run("grpc").await;
 }
+
+/// The SDK with `preferred_temporality=DELTA`: medic turns its deltas into the cumulative
+/// series a Prometheus scrape would show, and starts a series again when the process
+/// restarts (see export.py's `-delta` modes).
+async fn run_delta(mode: &str) {
+    let Some(py) = python() else { return };
+    let (tx, mut rx) = mpsc::channel(1024);
+    let stats = Arc::new(SourceStats::new());
+    let state = ServerState::new(tx, stats.clone());
+    let (_stop, shutdown) = watch::channel(false);
+    let endpoint = if mode == "grpc" {
+        let a = medic_server::grpc::serve_grpc("127.0.0.1:0".parse().unwrap(), state, shutdown)
+            .await
+            .unwrap();
+        format!("http://{a}")
+    } else {
+        let a = medic_server::serve("127.0.0.1:0", state, shutdown)
+            .await
+            .unwrap();
+        format!("http://{a}")
+    };
+    let service = format!("shop-{}-delta", mode.replace('-', ""));
+    export(&py, &format!("{mode}-delta"), &endpoint, &service).await;
+    // Each export was answered, so delivered, before export.py exited: drain what came.
+    let mut batches: Vec<Vec<MetricSample>> = Vec::new();
+    while let Ok(Some(sig)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+        assert_eq!(sig.service.as_deref(), Some(service.as_str()));
+        match sig.payload {
+            SignalPayload::Metrics { samples } => batches.push(samples),
+            other => panic!("unexpected payload {other:?}"),
+        }
+    }
+    let series = |name: &str, label: Option<(&str, &str)>| -> Vec<f64> {
+        batches
+            .iter()
+            .filter_map(|b| {
+                b.iter()
+                    .find(|s| s.name == name && label.is_none_or(|(k, v)| s.label(k) == Some(v)))
+                    .map(|s| s.value)
+            })
+            .collect()
+    };
+    assert_eq!(
+        series("http_requests_total", Some(("http_route", "/pay"))),
+        vec![5.0, 8.0, 10.0, 4.0],
+        "deltas 5, 3, 2 summed, then the restarted process's 4: {batches:#?}"
+    );
+    assert_eq!(series("rpc_latency_count", None), vec![1.0, 2.0, 3.0]);
+    let sums = series("rpc_latency_sum", None);
+    assert!((sums[2] - 3.9).abs() < 1e-9, "{sums:?}");
+    assert_eq!(
+        series("rpc_latency_bucket", Some(("le", "5"))),
+        vec![1.0, 2.0, 3.0]
+    );
+    use medic_signals::Counter;
+    assert_eq!(stats.get(Counter::OtlpDeltaReset), 1, "the restart");
+    for c in [
+        Counter::OtlpUnsupportedDelta,
+        Counter::OtlpDeltaOutOfOrder,
+        Counter::OtlpInvalidDataPoint,
+    ] {
+        assert_eq!(stats.get(c), 0, "{}", c.name());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_delta_temporality_over_http_protobuf() {
+    run_delta("http-proto").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_delta_temporality_over_grpc() {
+    run_delta("grpc").await;
+}

@@ -87,10 +87,17 @@ pub enum Counter {
     OtlpLogRecords,
     /// OTLP metric data points accepted.
     OtlpMetricPoints,
+    /// OTLP delta points dropped: not newer than the series' last point, or overlapping it.
+    OtlpDeltaOutOfOrder,
+    /// OTLP delta series restarted from the point's value (a gap, a new start time, a new
+    /// bucket layout): consumers see a counter reset.
+    OtlpDeltaReset,
+    /// OTLP delta series forgotten to stay under the cap (least recently updated first).
+    OtlpDeltaSeriesEvicted,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 38] = [
+    pub const ALL: [Counter; 41] = [
         Counter::LinesRead,
         Counter::RecordsEmitted,
         Counter::InvalidUtf8,
@@ -129,6 +136,9 @@ impl Counter {
         Counter::OtlpChannelFull,
         Counter::OtlpLogRecords,
         Counter::OtlpMetricPoints,
+        Counter::OtlpDeltaOutOfOrder,
+        Counter::OtlpDeltaReset,
+        Counter::OtlpDeltaSeriesEvicted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -171,6 +181,9 @@ impl Counter {
             Counter::OtlpChannelFull => "otlp_channel_full",
             Counter::OtlpLogRecords => "otlp_log_records",
             Counter::OtlpMetricPoints => "otlp_metric_points",
+            Counter::OtlpDeltaOutOfOrder => "otlp_delta_out_of_order",
+            Counter::OtlpDeltaReset => "otlp_delta_reset",
+            Counter::OtlpDeltaSeriesEvicted => "otlp_delta_series_evicted",
         }
     }
 

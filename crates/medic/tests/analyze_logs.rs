@@ -266,3 +266,65 @@ fn bad_log_format_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--log-format"), "{err}");
 }
+
+/// Lines are mined unredacted (for speed), so everything printed or written is redacted at
+/// output: templates, examples, pattern examples, CSV rows; in auto mode and with a format.
+#[test]
+fn secrets_never_reach_the_report_or_the_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("app.log");
+    let secrets = [
+        "hunter2xyz",
+        "AKIAIOSFODNN7EXAMPLE",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "s3cr3tpw",
+        "alice@example.com",
+    ];
+    let mut lines = vec![
+        // A one-off line: its template is the line itself, secret included, unless redacted.
+        "2026-01-05T10:00:00Z ERROR login failed password=hunter2xyz for admin".to_string(),
+        "2026-01-05T10:00:01Z WARN using key AKIAIOSFODNN7EXAMPLE for upload".to_string(),
+        r#"{"ts":"2026-01-05T10:00:02Z","level":"error","msg":"rejected Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"}"#.to_string(),
+        "2026-01-05T10:00:03Z ERROR db postgres://app:s3cr3tpw@db:5432/x connection refused".to_string(),
+        "2026-01-05T10:00:04Z INFO mail sent to alice@example.com".to_string(),
+    ];
+    lines.extend(sample_lines());
+    std::fs::write(&log, lines.join("\n") + "\n").expect("write");
+    for format in [None, Some("<Date> <Level> <Content>")] {
+        let csv = dir.path().join("out.csv");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            log.as_os_str(),
+            "--emit-csv".as_ref(),
+            csv.as_os_str(),
+            "--top".as_ref(),
+            "100".as_ref(),
+        ];
+        if let Some(f) = format {
+            args.push("--log-format".as_ref());
+            args.push(f.as_ref());
+        }
+        let text = run(&args);
+        args.push("--json".as_ref());
+        let json = run(&args);
+        let csv_text = std::fs::read_to_string(&csv).expect("csv");
+        for (what, out) in [
+            (
+                "text report",
+                String::from_utf8_lossy(&text.stdout).into_owned(),
+            ),
+            (
+                "json report",
+                String::from_utf8_lossy(&json.stdout).into_owned(),
+            ),
+            ("csv", csv_text),
+        ] {
+            for s in secrets {
+                assert!(!out.contains(s), "{format:?}: {what} leaks {s}:\n{out}");
+            }
+            assert!(
+                out.contains("[REDACTED:"),
+                "{format:?}: {what} shows redactions"
+            );
+        }
+    }
+}

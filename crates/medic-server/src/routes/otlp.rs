@@ -284,7 +284,8 @@ mod built {
                 drop(raw);
                 return match req {
                     Ok(req) => {
-                        let conv = otlp::metrics_to_signals(&req, SOURCE, now, stats);
+                        let conv =
+                            otlp::metrics_to_signals(&req, SOURCE, now, stats, &state.otlp_delta);
                         drop(req);
                         respond(&state, format, kind, conv).await
                     }

@@ -6,6 +6,10 @@ MODE: http-proto (the SDK's OTLP/HTTP protobuf exporter, gzip), http-json (the S
 encoder, rendered as OTLP/JSON per the spec: the Python SDK ships no JSON exporter), grpc (the
 SDK's OTLP/gRPC exporter). ENDPOINT: http://127.0.0.1:PORT. Exits non-zero if any export
 did not succeed, so the Rust test sees the exporter's verdict too.
+
+MODE-delta (e.g. http-proto-delta): metrics only, with `preferred_temporality=DELTA` for
+counters and histograms, in three collections (counter +5, +3, +2; one histogram value
+each), then a second MeterProvider for the same resource (a restarted process) that adds 4.
 """
 
 import base64
@@ -25,8 +29,9 @@ try:  # renamed in newer SDKs
     from opentelemetry.sdk._logs.export import LogRecordExportResult as LogExportResult
 except ImportError:
     from opentelemetry.sdk._logs.export import LogExportResult
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     MetricExporter,
     MetricExportResult,
     PeriodicExportingMetricReader,
@@ -34,6 +39,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 mode, endpoint, service = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3]
+delta = mode.endswith("-delta")
+mode = mode.removesuffix("-delta")
 failures = []
 
 
@@ -81,7 +88,18 @@ class JsonLogExporter(LogExporter):
         pass
 
 
+# What the SDK docs call the delta preference: counters and histograms report deltas.
+TEMPORALITY = (
+    {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA}
+    if delta
+    else None
+)
+
+
 class JsonMetricExporter(MetricExporter):
+    def __init__(self):
+        super().__init__(preferred_temporality=TEMPORALITY)
+
     def export(self, metrics_data, timeout_millis=10_000, **kwargs):
         post_json("/v1/metrics", otlp_json(encode_metrics(metrics_data)))
         return MetricExportResult.SUCCESS
@@ -144,21 +162,59 @@ if mode == "http-proto":
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     log_exp = OTLPLogExporter(endpoint=endpoint + "/v1/logs", compression=Compression.Gzip)
-    metric_exp = OTLPMetricExporter(endpoint=endpoint + "/v1/metrics")
+
+    def new_metric_exporter():
+        return OTLPMetricExporter(
+            endpoint=endpoint + "/v1/metrics", preferred_temporality=TEMPORALITY
+        )
+
 elif mode == "grpc":
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
     target = endpoint.split("://", 1)[-1]
     log_exp = OTLPLogExporter(endpoint=target, insecure=True)
-    metric_exp = OTLPMetricExporter(endpoint=target, insecure=True)
+
+    def new_metric_exporter():
+        return OTLPMetricExporter(
+            endpoint=target, insecure=True, preferred_temporality=TEMPORALITY
+        )
+
 elif mode == "http-json":
     log_exp = JsonLogExporter()
-    metric_exp = JsonMetricExporter()
+    new_metric_exporter = JsonMetricExporter
 else:
     sys.exit(f"unknown mode {mode}")
+metric_exp = new_metric_exporter()
 
 resource = Resource.create({"service.name": service, "service.instance.id": service + "-0"})
+
+
+def meter_provider_for(exporter):
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    return MeterProvider(resource=resource, metric_readers=[reader])
+
+
+if delta:
+    provider = meter_provider_for(CheckedMetrics(metric_exp))
+    meter = provider.get_meter("shop")
+    counter = meter.create_counter("http.requests")
+    hist = meter.create_histogram("rpc.latency", unit="s")
+    for add, v in ((5, 0.2), (3, 0.7), (2, 3.0)):
+        counter.add(add, {"http.route": "/pay"})
+        hist.record(v)
+        provider.force_flush()  # one collection: one delta per series
+    provider.shutdown()
+    # A restarted process: new start times, so medic starts the series again.
+    # (A shut-down exporter refuses to export: the new process has its own.)
+    again = meter_provider_for(CheckedMetrics(new_metric_exporter()))
+    again.get_meter("shop").create_counter("http.requests").add(4, {"http.route": "/pay"})
+    again.force_flush()
+    again.shutdown()
+    if failures:
+        sys.exit("exports failed: " + "; ".join(failures))
+    print("exported", mode, "delta")
+    sys.exit(0)
 
 logger_provider = LoggerProvider(resource=resource)
 logger_provider.add_log_record_processor(SimpleLogRecordProcessor(CheckedLogs(log_exp)))

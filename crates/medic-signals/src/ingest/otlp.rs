@@ -4,8 +4,10 @@
 //! Logs: one `Signal` per log record (`SignalPayload::Log`), redacted. Metrics: one `Signal`
 //! per (resource, scope) batch, its samples named Prometheus-style. Every record that cannot be
 //! mapped is counted in [`SourceStats`] with its reason and reported as rejected.
-//! Delta temporality is *not* converted (it needs per-series state across requests): such
-//! points are counted as `otlp_unsupported_delta`; so are exponential histograms and summaries.
+//! Delta sums and histograms are made cumulative with [`DeltaState`], per-series state the
+//! receiver keeps across requests (bounded; see there). Exponential histograms and summaries
+//! are counted as unsupported, and so is a temporality that is neither delta nor cumulative
+//! (`otlp_unsupported_delta`).
 
 use crate::redact::{is_sensitive_key, redact};
 use crate::stats::{Counter, SourceStats};
@@ -16,8 +18,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, HistogramDataPoint, NumberDataPoint, metric, number_data_point,
 };
 use prost::Message;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
 
 pub use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -473,14 +477,18 @@ fn le_of(bound: f64) -> String {
     }
 }
 
-/// Metrics → one `Metrics` signal per (resource, scope) with at least one sample.
+/// Metrics → one `Metrics` signal per (resource, scope) with at least one sample. Delta sums
+/// and histograms go through `delta` (the receiver's state, shared by all its requests) and
+/// come out cumulative.
 pub fn metrics_to_signals(
     req: &ExportMetricsServiceRequest,
     source: &str,
     now: Ts,
     stats: &SourceStats,
+    delta: &DeltaState,
 ) -> Converted {
     let cumulative = AggregationTemporality::Cumulative as i32;
+    let delta_t = AggregationTemporality::Delta as i32;
     let mut out = Converted::default();
     for rm in &req.resource_metrics {
         let res_attrs = rm
@@ -489,6 +497,7 @@ pub fn metrics_to_signals(
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
         let (service, instance) = identity(res_attrs);
+        let res_key = attrs_key(res_attrs);
         for sm in &rm.scope_metrics {
             let accepted_before = out.accepted;
             let mut samples = Vec::new();
@@ -505,7 +514,8 @@ pub fn metrics_to_signals(
                         }
                     }
                     Some(metric::Data::Sum(s)) => {
-                        if s.aggregation_temporality != cumulative {
+                        let t = s.aggregation_temporality;
+                        if t != cumulative && t != delta_t {
                             out.reject(
                                 stats,
                                 Counter::OtlpUnsupportedDelta,
@@ -519,12 +529,33 @@ pub fn metrics_to_signals(
                             base.clone()
                         };
                         for p in &s.data_points {
-                            push_number(&mut out, stats, &mut samples, &name, p);
+                            if t == delta_t {
+                                let Some(v) = number_value(p) else {
+                                    out.reject(stats, Counter::OtlpInvalidDataPoint, 1);
+                                    continue;
+                                };
+                                let key = series_key(&res_key, &m.name, &p.attributes);
+                                let span = (p.start_time_unix_nano, p.time_unix_nano);
+                                match delta.add(key, span, Acc::Sum(v), stats) {
+                                    Ok(Acc::Sum(total)) => {
+                                        let mut p = p.clone();
+                                        p.value = Some(number_data_point::Value::AsDouble(total));
+                                        push_number(&mut out, stats, &mut samples, &name, &p);
+                                    }
+                                    Ok(Acc::Hist(_)) => {
+                                        out.reject(stats, Counter::OtlpInvalidDataPoint, 1)
+                                    }
+                                    Err(counter) => out.reject(stats, counter, 1),
+                                }
+                            } else {
+                                push_number(&mut out, stats, &mut samples, &name, p);
+                            }
                             seen(p.time_unix_nano);
                         }
                     }
                     Some(metric::Data::Histogram(h)) => {
-                        if h.aggregation_temporality != cumulative {
+                        let t = h.aggregation_temporality;
+                        if t != cumulative && t != delta_t {
                             out.reject(
                                 stats,
                                 Counter::OtlpUnsupportedDelta,
@@ -533,7 +564,35 @@ pub fn metrics_to_signals(
                             continue;
                         }
                         for p in &h.data_points {
-                            push_histogram(&mut out, stats, &mut samples, &base, p);
+                            if t == delta_t {
+                                if !histogram_layout_ok(p) {
+                                    out.reject(stats, Counter::OtlpInvalidDataPoint, 1);
+                                    continue;
+                                }
+                                let key = series_key(&res_key, &m.name, &p.attributes);
+                                let span = (p.start_time_unix_nano, p.time_unix_nano);
+                                let d = Acc::Hist(HistAcc {
+                                    count: p.count,
+                                    sum: p.sum,
+                                    buckets: p.bucket_counts.clone(),
+                                    bounds: p.explicit_bounds.clone(),
+                                });
+                                match delta.add(key, span, d, stats) {
+                                    Ok(Acc::Hist(total)) => {
+                                        let mut p = p.clone();
+                                        p.count = total.count;
+                                        p.sum = total.sum;
+                                        p.bucket_counts = total.buckets;
+                                        push_histogram(&mut out, stats, &mut samples, &base, &p);
+                                    }
+                                    Ok(Acc::Sum(_)) => {
+                                        out.reject(stats, Counter::OtlpInvalidDataPoint, 1)
+                                    }
+                                    Err(counter) => out.reject(stats, counter, 1),
+                                }
+                            } else {
+                                push_histogram(&mut out, stats, &mut samples, &base, p);
+                            }
                             seen(p.time_unix_nano);
                         }
                     }
@@ -593,8 +652,7 @@ fn push_histogram(
 ) {
     let buckets = &p.bucket_counts;
     let bounds = &p.explicit_bounds;
-    // Per spec: either no buckets at all (count and sum only), or one more count than bounds.
-    if !(buckets.is_empty() && bounds.is_empty()) && buckets.len() != bounds.len() + 1 {
+    if !histogram_layout_ok(p) {
         out.reject(stats, Counter::OtlpInvalidDataPoint, 1);
         return;
     }
@@ -634,6 +692,214 @@ fn push_histogram(
         value: p.count as f64,
     });
     out.accepted += 1;
+}
+
+/// Per spec: either no buckets at all (count and sum only), or one more count than bounds.
+fn histogram_layout_ok(p: &HistogramDataPoint) -> bool {
+    let (b, e) = (p.bucket_counts.len(), p.explicit_bounds.len());
+    (b == 0 && e == 0) || b == e + 1
+}
+
+/// Delta series tracked by default ([`DeltaState::default`]).
+pub const DEFAULT_DELTA_SERIES: usize = 10_000;
+/// Longest series key kept verbatim; the rest is folded into a hash, so a resource with
+/// huge attributes cannot make the state large.
+const MAX_KEY_BYTES: usize = 4 * 1024;
+
+/// Running totals that turn OTLP delta points into cumulative ones, shared by every request
+/// a receiver handles (a `Mutex` inside; cheap to share behind an `Arc`).
+///
+/// A series is resource attributes + metric name + point attributes. A point whose
+/// `start_time_unix_nano` is the series' last `time_unix_nano` (or 0: unknown) continues
+/// it; a later start (a gap: points lost or a restarted exporter) or a change of kind or
+/// bucket bounds restarts it from the point's own value (`otlp_delta_reset`). A point not
+/// newer than the last one, or starting before it ended, would be counted twice: it is
+/// dropped (`otlp_delta_out_of_order`). At most `max_series` series are kept; the least
+/// recently updated is forgotten first (`otlp_delta_series_evicted`) and, if it comes back,
+/// restarts from its next delta.
+#[derive(Debug)]
+pub struct DeltaState {
+    max_series: usize,
+    inner: Mutex<DeltaInner>,
+}
+
+#[derive(Debug, Default)]
+struct DeltaInner {
+    series: HashMap<String, Series>,
+    /// Last-update tick → key: the oldest is the first entry.
+    by_age: BTreeMap<u64, String>,
+    tick: u64,
+}
+
+#[derive(Debug)]
+struct Series {
+    /// End (`time_unix_nano`) of the last delta added.
+    end: u64,
+    /// Tick of the last update (its key in `by_age`).
+    age: u64,
+    total: Acc,
+}
+
+/// A delta point's value, or a series' running total.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Acc {
+    Sum(f64),
+    Hist(HistAcc),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistAcc {
+    pub count: u64,
+    /// `None` once any delta came without a sum (until the series restarts).
+    pub sum: Option<f64>,
+    pub buckets: Vec<u64>,
+    pub bounds: Vec<f64>,
+}
+
+impl Acc {
+    /// Adds `d` when it has the same shape (kind, bucket bounds); false otherwise.
+    fn absorb(&mut self, d: &Acc) -> bool {
+        match (self, d) {
+            (Acc::Sum(t), Acc::Sum(v)) => {
+                *t += v;
+                true
+            }
+            (Acc::Hist(t), Acc::Hist(d))
+                if t.bounds == d.bounds && t.buckets.len() == d.buckets.len() =>
+            {
+                t.count = t.count.saturating_add(d.count);
+                t.sum = t.sum.zip(d.sum).map(|(a, b)| a + b);
+                for (a, b) in t.buckets.iter_mut().zip(&d.buckets) {
+                    *a = a.saturating_add(*b);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Default for DeltaState {
+    fn default() -> Self {
+        DeltaState::new(DEFAULT_DELTA_SERIES)
+    }
+}
+
+impl DeltaState {
+    /// State for at most `max_series` series (at least one).
+    pub fn new(max_series: usize) -> Self {
+        DeltaState {
+            max_series: max_series.max(1),
+            inner: Mutex::new(DeltaInner::default()),
+        }
+    }
+
+    /// Series currently tracked.
+    pub fn len(&self) -> usize {
+        self.lock().series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeltaInner> {
+        // The state stays consistent between statements, so a panic elsewhere while it was
+        // held leaves nothing half-done worth refusing requests over.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one delta point (`span` = start and time, ns) to series `key`; returns the
+    /// series' cumulative value, or the counter naming why the point was dropped.
+    pub fn add(
+        &self,
+        key: String,
+        span: (u64, u64),
+        d: Acc,
+        stats: &SourceStats,
+    ) -> Result<Acc, Counter> {
+        let (start, time) = span;
+        if time == 0 || (start != 0 && start > time) {
+            return Err(Counter::OtlpInvalidDataPoint);
+        }
+        let mut g = self.lock();
+        let inner = &mut *g;
+        inner.tick += 1;
+        let tick = inner.tick;
+        if let Some(s) = inner.series.get_mut(&key) {
+            if time <= s.end || (start != 0 && start < s.end) {
+                return Err(Counter::OtlpDeltaOutOfOrder);
+            }
+            let contiguous = start == 0 || start == s.end;
+            if !(contiguous && s.total.absorb(&d)) {
+                stats.incr(Counter::OtlpDeltaReset);
+                s.total = d;
+            }
+            s.end = time;
+            let old = std::mem::replace(&mut s.age, tick);
+            let total = s.total.clone();
+            if let Some(k) = inner.by_age.remove(&old) {
+                inner.by_age.insert(tick, k);
+            }
+            return Ok(total);
+        }
+        while inner.series.len() >= self.max_series {
+            let Some((_, oldest)) = inner.by_age.pop_first() else {
+                break;
+            };
+            inner.series.remove(&oldest);
+            stats.incr(Counter::OtlpDeltaSeriesEvicted);
+        }
+        inner.by_age.insert(tick, key.clone());
+        inner.series.insert(
+            key,
+            Series {
+                end: time,
+                age: tick,
+                total: d.clone(),
+            },
+        );
+        Ok(d)
+    }
+}
+
+/// Attributes in a canonical order (sorted by key), length-prefixed so no two different
+/// sets render the same.
+fn attrs_key(attrs: &[KeyValue]) -> String {
+    let mut kv: Vec<(&str, String)> = attrs
+        .iter()
+        .map(|kv| {
+            let mut v = kv
+                .value
+                .as_ref()
+                .map(|v| any_to_string(v, 0))
+                .unwrap_or_default();
+            truncate(&mut v, MAX_FIELD_BYTES);
+            (kv.key.as_str(), v)
+        })
+        .collect();
+    kv.sort();
+    let mut out = String::new();
+    for (k, v) in kv {
+        let _ = write!(out, "{}:{k}{}:{v}", k.len(), v.len());
+    }
+    out
+}
+
+fn series_key(res_key: &str, name: &str, attrs: &[KeyValue]) -> String {
+    let mut key = format!(
+        "{}:{res_key}{}:{name}{}",
+        res_key.len(),
+        name.len(),
+        attrs_key(attrs)
+    );
+    if key.len() > MAX_KEY_BYTES {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        truncate(&mut key, MAX_KEY_BYTES);
+        let _ = write!(key, "#{:016x}", h.finish());
+    }
+    key
 }
 
 #[cfg(test)]
@@ -866,6 +1132,7 @@ mod tests {
             "o",
             Ts(0),
             &stats,
+            &DeltaState::default(),
         );
         assert_eq!(c.signals.len(), 1, "one signal per (resource, scope)");
         assert_eq!(c.signals[0].ts, Ts(1_700_000_000_123));
@@ -896,11 +1163,12 @@ mod tests {
 
     #[test]
     fn unmappable_points_are_counted_with_reasons() {
+        // Neither delta nor cumulative: nothing says how to read it.
         let delta = Metric {
             name: "d".into(),
             data: Some(metric::Data::Sum(Sum {
                 data_points: vec![point(1.0, vec![]), point(2.0, vec![])],
-                aggregation_temporality: AggregationTemporality::Delta as i32,
+                aggregation_temporality: AggregationTemporality::Unspecified as i32,
                 is_monotonic: true,
             })),
             ..Default::default()
@@ -939,6 +1207,7 @@ mod tests {
             "o",
             Ts(0),
             &stats,
+            &DeltaState::default(),
         );
         assert!(c.signals.is_empty());
         assert_eq!((c.accepted, c.rejected), (0, 6));
@@ -974,7 +1243,13 @@ mod tests {
             {"name":"h","histogram":{"aggregationTemporality":2,"dataPoints":[
               {"count":"3","sum":1.5,"bucketCounts":["1",2],"explicitBounds":[0.5]}]}}]}]}]}"#;
         let req = decode_metrics_json(body).unwrap();
-        let c = metrics_to_signals(&req, "o", Ts(0), &SourceStats::new());
+        let c = metrics_to_signals(
+            &req,
+            "o",
+            Ts(0),
+            &SourceStats::new(),
+            &DeltaState::default(),
+        );
         assert_eq!((c.accepted, c.rejected), (2, 0));
         let names: Vec<_> = samples(&c).into_iter().map(|s| (s.name, s.value)).collect();
         assert_eq!(names[0], ("c_total".to_string(), 5.0));
@@ -1029,7 +1304,7 @@ mod tests {
         .encode_to_vec();
         for end in 0..m.len() {
             if let Ok(req) = decode_metrics_protobuf(&m[..end]) {
-                let _ = metrics_to_signals(&req, "o", Ts(0), &stats);
+                let _ = metrics_to_signals(&req, "o", Ts(0), &stats, &DeltaState::default());
             }
         }
         // Garbage: a deterministic byte soup.
@@ -1044,6 +1319,214 @@ mod tests {
             let _ = decode_logs_protobuf(w);
             let _ = decode_metrics_protobuf(w);
         }
+    }
+
+    /// A delta point over (start, end] seconds, with value `v`.
+    fn dpoint(v: f64, start: u64, end: u64, attrs: Vec<KeyValue>) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: attrs,
+            start_time_unix_nano: start * 1_000_000_000,
+            time_unix_nano: end * 1_000_000_000,
+            value: Some(number_data_point::Value::AsInt(v as i64)),
+            ..Default::default()
+        }
+    }
+
+    fn delta_sum(name: &str, points: Vec<NumberDataPoint>) -> ExportMetricsServiceRequest {
+        metrics_req(vec![Metric {
+            name: name.into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: points,
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        }])
+    }
+
+    /// Sends each request in turn through one state; the values of `name` that came out.
+    fn run_deltas(
+        reqs: &[ExportMetricsServiceRequest],
+        state: &DeltaState,
+        stats: &SourceStats,
+        name: &str,
+    ) -> Vec<f64> {
+        reqs.iter()
+            .flat_map(|r| samples(&metrics_to_signals(r, "o", Ts(0), stats, state)))
+            .filter(|s| s.name == name)
+            .map(|s| s.value)
+            .collect()
+    }
+
+    #[test]
+    fn delta_sums_accumulate_across_requests_per_series() {
+        let state = DeltaState::default();
+        let stats = SourceStats::new();
+        let a = || vec![kv("route", "/a")];
+        let b = || vec![kv("route", "/b")];
+        let reqs = [
+            delta_sum(
+                "reqs",
+                vec![dpoint(5.0, 10, 20, a()), dpoint(1.0, 10, 20, b())],
+            ),
+            delta_sum("reqs", vec![dpoint(3.0, 20, 30, a())]),
+            delta_sum(
+                "reqs",
+                vec![dpoint(2.0, 30, 40, a()), dpoint(4.0, 20, 40, b())],
+            ),
+        ];
+        assert_eq!(
+            run_deltas(&reqs, &state, &stats, "reqs_total"),
+            vec![5.0, 1.0, 8.0, 10.0, 5.0]
+        );
+        assert_eq!(state.len(), 2);
+        assert_eq!(stats.get(Counter::OtlpMetricPoints), 5);
+        assert_eq!(stats.get(Counter::OtlpDeltaReset), 0);
+        // Another resource is another series, even with the same name and attributes.
+        let mut other = delta_sum("reqs", vec![dpoint(7.0, 40, 50, a())]);
+        other.resource_metrics[0].resource = Some(Resource {
+            attributes: vec![kv("service.name", "cart")],
+            ..Default::default()
+        });
+        assert_eq!(
+            run_deltas(&[other], &state, &stats, "reqs_total"),
+            vec![7.0]
+        );
+        assert_eq!(state.len(), 3);
+    }
+
+    #[test]
+    fn delta_series_restarts_on_a_new_start_time_or_a_gap() {
+        let state = DeltaState::default();
+        let stats = SourceStats::new();
+        let reqs = [
+            delta_sum("c", vec![dpoint(5.0, 10, 20, vec![])]),
+            delta_sum("c", vec![dpoint(3.0, 20, 30, vec![])]),
+            // The exporter restarted: its first interval starts later than ours ended.
+            delta_sum("c", vec![dpoint(2.0, 35, 40, vec![])]),
+            delta_sum("c", vec![dpoint(1.0, 40, 50, vec![])]),
+            // Start 0 (unknown): nothing to check but order, so it continues.
+            delta_sum("c", vec![dpoint(4.0, 0, 60, vec![])]),
+        ];
+        assert_eq!(
+            run_deltas(&reqs, &state, &stats, "c_total"),
+            vec![5.0, 8.0, 2.0, 3.0, 7.0]
+        );
+        assert_eq!(stats.get(Counter::OtlpDeltaReset), 1);
+    }
+
+    #[test]
+    fn out_of_order_and_overlapping_delta_points_are_dropped_and_counted() {
+        let state = DeltaState::default();
+        let stats = SourceStats::new();
+        let reqs = [
+            delta_sum("c", vec![dpoint(5.0, 10, 20, vec![])]),
+            delta_sum("c", vec![dpoint(9.0, 10, 20, vec![])]), // replayed
+            delta_sum("c", vec![dpoint(9.0, 0, 15, vec![])]),  // older
+            delta_sum("c", vec![dpoint(9.0, 15, 25, vec![])]), // overlaps (15..20 twice)
+            delta_sum("c", vec![dpoint(9.0, 30, 25, vec![])]), // starts after it ends
+            delta_sum("c", vec![dpoint(9.0, 10, 0, vec![])]),  // no time
+            delta_sum("c", vec![dpoint(1.0, 20, 30, vec![])]),
+        ];
+        let mut rejected = 0;
+        let mut values = Vec::new();
+        for r in &reqs {
+            let c = metrics_to_signals(r, "o", Ts(0), &stats, &state);
+            rejected += c.rejected;
+            values.extend(samples(&c).into_iter().map(|s| s.value));
+        }
+        assert_eq!(values, vec![5.0, 6.0]);
+        assert_eq!(rejected, 5);
+        assert_eq!(stats.get(Counter::OtlpDeltaOutOfOrder), 3);
+        assert_eq!(stats.get(Counter::OtlpInvalidDataPoint), 2);
+        assert_eq!(stats.get(Counter::OtlpDeltaReset), 0);
+    }
+
+    #[test]
+    fn delta_series_are_capped_evicting_the_least_recently_updated() {
+        let state = DeltaState::new(2);
+        let stats = SourceStats::new();
+        let s = |k: &str| vec![kv("k", k)];
+        let reqs = [
+            delta_sum("c", vec![dpoint(1.0, 10, 20, s("a"))]),
+            delta_sum("c", vec![dpoint(1.0, 10, 20, s("b"))]),
+            // `a` is updated, so `b` is now the least recently updated…
+            delta_sum("c", vec![dpoint(1.0, 20, 30, s("a"))]),
+            // …and goes when `x` arrives.
+            delta_sum("c", vec![dpoint(1.0, 10, 30, s("x"))]),
+            delta_sum("c", vec![dpoint(1.0, 30, 40, s("a"))]),
+            // `b` returns: forgotten, so it starts again from its delta.
+            delta_sum("c", vec![dpoint(1.0, 20, 40, s("b"))]),
+        ];
+        assert_eq!(
+            run_deltas(&reqs, &state, &stats, "c_total"),
+            vec![1.0, 1.0, 2.0, 1.0, 3.0, 1.0]
+        );
+        assert_eq!(state.len(), 2);
+        assert_eq!(stats.get(Counter::OtlpDeltaSeriesEvicted), 2);
+        // Many distinct series never grow the state past its cap.
+        let many: Vec<_> = (0..500)
+            .map(|i| delta_sum("c", vec![dpoint(1.0, 10, 20, s(&i.to_string()))]))
+            .collect();
+        run_deltas(&many, &state, &stats, "c_total");
+        assert_eq!(state.len(), 2);
+        assert_eq!(stats.get(Counter::OtlpDeltaSeriesEvicted), 502);
+    }
+
+    #[test]
+    fn delta_histograms_accumulate_and_restart_on_new_bounds() {
+        let hist = |start: u64, end: u64, buckets: Vec<u64>, bounds: Vec<f64>| {
+            metrics_req(vec![Metric {
+                name: "lat".into(),
+                data: Some(metric::Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        start_time_unix_nano: start,
+                        time_unix_nano: end,
+                        count: buckets.iter().sum(),
+                        sum: Some(buckets.iter().sum::<u64>() as f64 / 2.0),
+                        bucket_counts: buckets,
+                        explicit_bounds: bounds,
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                })),
+                ..Default::default()
+            }])
+        };
+        let state = DeltaState::default();
+        let stats = SourceStats::new();
+        let reqs = [
+            hist(1, 2, vec![1, 0, 2], vec![0.1, 1.0]),
+            hist(2, 3, vec![0, 4, 1], vec![0.1, 1.0]),
+            hist(3, 4, vec![5, 5], vec![0.5]),
+            hist(4, 5, vec![1, 2, 3], vec![0.1]), // bad layout
+        ];
+        let counts = run_deltas(&reqs, &state, &stats, "lat_count");
+        assert_eq!(counts, vec![3.0, 8.0, 10.0]);
+        // Buckets and sum, through a fresh state: running totals per `le`.
+        let state = DeltaState::default();
+        let buckets: Vec<(String, f64)> = reqs[..2]
+            .iter()
+            .flat_map(|r| samples(&metrics_to_signals(r, "o", Ts(0), &stats, &state)))
+            .filter(|s| s.name == "lat_bucket" || s.name == "lat_sum")
+            .map(|s| (s.labels.get("le").cloned().unwrap_or_default(), s.value))
+            .collect();
+        let want: Vec<(String, f64)> = [
+            ("0.1", 1.0),
+            ("1", 1.0),
+            ("+Inf", 3.0),
+            ("", 1.5),
+            ("0.1", 1.0),
+            ("1", 5.0),
+            ("+Inf", 8.0),
+            ("", 4.0),
+        ]
+        .iter()
+        .map(|(l, v)| (l.to_string(), *v))
+        .collect();
+        assert_eq!(buckets, want);
+        assert_eq!(stats.get(Counter::OtlpDeltaReset), 1);
+        assert_eq!(stats.get(Counter::OtlpInvalidDataPoint), 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use medic_core::Level;
 use medic_detect::patterns::{PATTERNS, match_record};
+use medic_signals::{LogParser, Redactor, redact};
 use medic_templates::loghub::{LogFormat, known_format};
 use medic_templates::{MinerConfig, TemplateId, TemplateMiner};
 use serde_json::json;
@@ -17,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Longest line kept; the rest is skipped and the line counted as truncated.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -164,6 +166,10 @@ enum Mode {
 struct Analysis {
     miner: TemplateMiner,
     format: Option<LogFormat>,
+    /// Auto-mode parsing *without* redaction: redacting every line cost most of the run, and
+    /// only what is printed or written (templates, examples) needs it, so that is redacted
+    /// at output instead.
+    parser: LogParser,
     templates: HashMap<TemplateId, TStat>,
     patterns: Vec<(u64, Vec<u32>, String)>,
     buckets: Vec<Bucket>,
@@ -269,7 +275,7 @@ impl Analysis {
                 }
             },
             None => {
-                let (l, ts) = medic_signals::parse_log_record(line);
+                let (l, ts) = self.parser.parse(line);
                 (l.message, l.level, ts.map(|t| t.0))
             }
         };
@@ -294,7 +300,7 @@ impl Analysis {
         }
         let t = self.templates.entry(mined.id).or_insert_with(|| TStat {
             first_bucket: b,
-            example: short(line, EXAMPLE_CHARS),
+            example: short(&redact(line), EXAMPLE_CHARS),
             ..TStat::default()
         });
         t.count += 1;
@@ -309,7 +315,7 @@ impl Analysis {
                 continue;
             };
             if p.0 == 0 {
-                p.2 = short(line, EXAMPLE_CHARS);
+                p.2 = short(&redact(line), EXAMPLE_CHARS);
             }
             p.0 += 1;
             if p.1.len() <= b {
@@ -319,6 +325,20 @@ impl Analysis {
             self.buckets[b].pattern_hits += 1;
         }
     }
+}
+
+/// `auto` parsing with every redaction kind off (see `Analysis::parser`).
+fn unredacted_auto_parser() -> Result<LogParser> {
+    let cfg = medic_config::RedactionConfig {
+        disable: medic_config::REDACTION_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+        ..Default::default()
+    };
+    let none = Redactor::from_config(&cfg).context("building the analysis parser")?;
+    LogParser::new(&medic_config::LogFormat::Auto, Arc::new(none))
+        .map_err(|e| anyhow::anyhow!("building the analysis parser: {e}"))
 }
 
 fn analyze(args: &AnalyzeLogsArgs) -> Result<i32> {
@@ -353,6 +373,7 @@ fn analyze(args: &AnalyzeLogsArgs) -> Result<i32> {
             ..MinerConfig::default()
         }),
         format,
+        parser: unredacted_auto_parser()?,
         templates: HashMap::new(),
         patterns: PATTERNS
             .iter()
@@ -445,9 +466,9 @@ fn write_csv(
         for line_id in 1..=*n {
             let Some(&id) = ids.get(i) else { break };
             i += 1;
-            let text = texts
-                .entry(id)
-                .or_insert_with(|| miner.template(TemplateId(id)).unwrap_or_default());
+            let text = texts.entry(id).or_insert_with(|| {
+                redact(&miner.template(TemplateId(id)).unwrap_or_default()).into_owned()
+            });
             writeln!(w, "{line_id},E{id},{}\r", csv_field(text))?;
         }
     }
@@ -468,7 +489,12 @@ fn median(v: &mut [u32]) -> f64 {
 }
 
 fn report(a: &Analysis, top: usize) -> serde_json::Value {
-    let text = |id: TemplateId| a.miner.template(id).unwrap_or_else(|| "(evicted)".into());
+    // Mined from unredacted text: redacted here, where it is printed.
+    let text = |id: TemplateId| {
+        a.miner
+            .template(id)
+            .map_or_else(|| "(evicted)".into(), |t| redact(&t).into_owned())
+    };
     let share = |n: u64| {
         if a.lines == 0 {
             0.0
