@@ -137,7 +137,10 @@ fn misses(dir: &std::path::Path, sys: &str) {
             }
             println!("    eg: {}", contents[lines[0]]);
         } else if pt != *tt {
-            println!("PA MISS {k}: truth {tt}\n             mine  {pt}");
+            println!(
+                "PA MISS {k} ({} lines): truth {tt}\n             mine  {pt}",
+                lines.len()
+            );
         }
     }
 }

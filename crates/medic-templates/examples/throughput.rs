@@ -3,6 +3,7 @@
 //! ```text
 //! throughput loghub DIR OUT_MESSAGES SECONDS   # Loghub message bodies (also written to OUT for Drain3), repeated ~SECONDS
 //! throughput file PATH [MAX_LINES]             # a message-per-line file, streamed in chunks; + memchr scan baseline
+//! throughput lines PATH MAX_LINES [SECONDS]    # the first MAX_LINES lines loaded first, then mined (as drain3_bench.py does)
 //! throughput memory LINES DISTINCT             # LINES messages with DISTINCT parameter values → peak RSS
 //! ```
 //! Output: one JSON object per measurement on stdout.
@@ -18,12 +19,17 @@ fn main() {
     match arg(1).as_str() {
         "loghub" => loghub(&arg(2), &arg(3), arg(4).parse().unwrap_or(10.0)),
         "file" => file(&arg(2), arg(3).parse().unwrap_or(u64::MAX)),
+        "lines" => lines(
+            &arg(2),
+            arg(3).parse().unwrap_or(usize::MAX),
+            arg(4).parse().unwrap_or(0.0),
+        ),
         "memory" => memory(
             arg(2).parse().unwrap_or(10_000_000),
             arg(3).parse().unwrap_or(1_000_000),
         ),
         _ => eprintln!(
-            "usage: throughput loghub DIR OUT SECONDS | file PATH [MAX_LINES] | memory LINES DISTINCT"
+            "usage: throughput loghub DIR OUT SECONDS | file PATH [MAX_LINES] | lines PATH MAX_LINES [SECONDS] | memory LINES DISTINCT"
         ),
     }
 }
@@ -144,6 +150,44 @@ fn file(path: &str, max_lines: u64) {
         b as f64 / t,
         sb as f64 / st,
         (sb as f64 / st) / (b as f64 / t)
+    );
+}
+
+/// Mining only, lines already in memory: the same work the Drain3 script times (it reads the
+/// file before starting its clock). Repeats whole passes until SECONDS (at least one pass).
+fn lines(path: &str, max_lines: usize, secs: f64) {
+    let Ok(text) = std::fs::read(path) else {
+        eprintln!("cannot open {path}");
+        return;
+    };
+    let msgs: Vec<String> = text
+        .split(|&b| b == b'\n')
+        .take(max_lines)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    drop(text);
+    let bytes: usize = msgs.iter().map(|m| m.len() + 1).sum();
+    let mut miner = TemplateMiner::new(cfg());
+    let mut acc = 0u64;
+    let mut passes = 0u64;
+    let t0 = Instant::now();
+    loop {
+        for m in &msgs {
+            acc = acc.wrapping_add(u64::from(miner.mine_id(m).0));
+        }
+        passes += 1;
+        if t0.elapsed().as_secs_f64() >= secs {
+            break;
+        }
+    }
+    let t = t0.elapsed().as_secs_f64();
+    let n = msgs.len() as f64 * passes as f64;
+    println!(
+        "{{\"bench\":\"lines\",\"path\":\"{path}\",\"messages\":{},\"passes\":{passes},\"templates\":{},\"lines_per_sec\":{:.0},\"bytes_per_sec\":{:.0},\"checksum\":{acc}}}",
+        msgs.len(),
+        miner.len(),
+        n / t,
+        bytes as f64 * passes as f64 / t
     );
 }
 

@@ -3,7 +3,9 @@
 //! templates survive restarts. One default configuration for all systems: variables are found
 //! by a hand-written byte classifier (numbers, hex, IPs, UUIDs, paths, URLs, durations, sizes,
 //! timestamps, ids), then a Drain-like prefix tree groups messages by token count, leading
-//! tokens and similarity.
+//! tokens and similarity. Where values at a position differ, the template keeps the literal
+//! punctuation around them (`rhost=<*>`, `<*>,`, `[<*>]`). A line whose masked shape was seen
+//! before costs one hash-only walk and one cache lookup.
 //!
 //! [`loghub`] reads Loghub log formats and scores grouping / parsing accuracy.
 

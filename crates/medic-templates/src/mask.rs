@@ -72,9 +72,39 @@ const fn build_table() -> [u8; 256] {
 
 static CLASS: [u8; 256] = build_table();
 
+/// Per byte, its contribution to a segment's (digits, letters, non-hex letters) counts packed
+/// in 40-bit fields of a u128: one add per byte instead of three branches. Fields cannot
+/// overflow (a segment is shorter than 2^40 bytes).
+const fn build_inc() -> [u128; 256] {
+    let mut t = [0u128; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = CLASS[i];
+        if c & DIGIT != 0 {
+            t[i] = 1;
+        } else if c & ALPHA != 0 {
+            t[i] = 1 << 40;
+            if c & HEX == 0 {
+                t[i] += 1 << 80;
+            }
+        }
+        i += 1;
+    }
+    t
+}
+
+static INC: [u128; 256] = build_inc();
+const FIELD: u128 = (1 << 40) - 1;
+
 #[inline]
 fn class(b: u8) -> u8 {
     CLASS[b as usize]
+}
+
+/// Punctuation that splits a token into segments (where a pattern's literal part may end).
+#[inline]
+pub(crate) fn is_delim(b: u8) -> bool {
+    class(b) & DELIM != 0
 }
 
 /// One masked token: its masked text is `text[start..end]` of the owning [`Masked`].
@@ -106,8 +136,8 @@ pub(crate) struct Masked {
     pub params: Vec<(u32, u32)>,
     /// Tokens beyond the cap that were folded into the last token.
     pub dropped_tokens: usize,
-    /// Where the token being masked starts in `text` (merges never reach into earlier tokens).
-    cur: usize,
+    /// The line's shape key (the same value [`shape_key`] computes).
+    pub key: u64,
 }
 
 impl Masked {
@@ -119,220 +149,485 @@ impl Masked {
         }
     }
 
+    #[cfg(test)]
     fn is_wild(&self, t: &MTok) -> bool {
         !t.raw && &self.text[t.start as usize..t.end as usize] == WILDCARD
     }
 }
 
+/// What the masker reports while it walks a line. One walk drives two sinks: [`KeySink`]
+/// only hashes the masked shape (the miner's cache probe, no text written), [`FullSink`]
+/// also writes the masked tokens. Both run the same walk, so they cannot disagree.
+trait Sink {
+    /// A token with nothing to mask (`a..b` are its raw bytes).
+    fn word(&mut self, msg: &[u8], a: usize, b: usize);
+    /// A token that is wholly one variable.
+    fn whole_wild(&mut self, a: usize, b: usize);
+    /// A token with segments begins at `s`.
+    fn tok_begin(&mut self, s: usize);
+    /// A literal piece of the current token (absolute range, non-empty).
+    fn lit(&mut self, msg: &[u8], a: usize, b: usize);
+    /// A variable piece of the current token.
+    fn var(&mut self, a: usize, b: usize);
+    /// The last variable piece now ends at `b` (`<*>.<*>` merged).
+    fn extend_var(&mut self, b: usize);
+    /// Forget the current token's pieces (a URL found late is masked whole).
+    fn tok_reset(&mut self);
+    /// The current token `s..e` ends; `var`: it holds a wildcard (else it is its raw bytes).
+    fn tok_end(&mut self, msg: &[u8], s: usize, e: usize, var: bool, unkeyable: bool);
+    /// Keep the token just reported.
+    fn commit(&mut self);
+    /// The token just reported (a whole wildcard ending at `e`) joins the previous one.
+    fn collapse(&mut self, e: usize);
+    /// The rest of the line from `s` is one wildcard token; `dropped` tokens were folded.
+    fn fold(&mut self, s: usize, n: usize, dropped: usize);
+    /// The line ended with `tokens` tokens.
+    fn finish(&mut self, tokens: usize);
+}
+
+const TOK_SEED: u64 = 0x6A09_E667_F3BC_C908;
+const WILD_PIECE: u64 = 0xB7E1_5162_8AED_2A6B;
+const FOLD_MARK: u64 = 0x3C6E_F372_FE94_F82B;
+
+/// The shape key: per token a hash of its masked pieces, combined over the line with the
+/// token count. Equal masked token sequences give equal keys.
+#[derive(Default)]
+struct KeySink {
+    key: u64,
+    cur: u64,
+}
+
+impl Sink for KeySink {
+    #[inline(always)]
+    fn word(&mut self, msg: &[u8], a: usize, b: usize) {
+        self.cur = crate::hash::hash_fast(&msg[a..b]);
+    }
+    #[inline(always)]
+    fn whole_wild(&mut self, _a: usize, _b: usize) {
+        // The same value a segmented token whose text is exactly `<*>` ends with.
+        self.cur = crate::hash::combine(TOK_SEED, WILD_PIECE);
+    }
+    #[inline(always)]
+    fn tok_begin(&mut self, _s: usize) {
+        self.cur = TOK_SEED;
+    }
+    #[inline(always)]
+    fn lit(&mut self, msg: &[u8], a: usize, b: usize) {
+        self.cur = crate::hash::combine(self.cur, crate::hash::hash_fast(&msg[a..b]));
+    }
+    #[inline(always)]
+    fn var(&mut self, _a: usize, _b: usize) {
+        self.cur = crate::hash::combine(self.cur, WILD_PIECE);
+    }
+    #[inline(always)]
+    fn extend_var(&mut self, _b: usize) {}
+    #[inline(always)]
+    fn tok_reset(&mut self) {
+        self.cur = TOK_SEED;
+    }
+    #[inline(always)]
+    fn tok_end(&mut self, msg: &[u8], s: usize, e: usize, var: bool, _unkeyable: bool) {
+        if !var {
+            // Unmasked: the same value as a plain word with these bytes.
+            self.cur = crate::hash::hash_fast(&msg[s..e]);
+        }
+    }
+    #[inline(always)]
+    fn commit(&mut self) {
+        self.key = crate::hash::combine(self.key, self.cur);
+    }
+    #[inline(always)]
+    fn collapse(&mut self, _e: usize) {}
+    #[inline(always)]
+    fn fold(&mut self, _s: usize, _n: usize, _dropped: usize) {
+        self.key = crate::hash::combine(self.key, FOLD_MARK);
+    }
+    #[inline(always)]
+    fn finish(&mut self, tokens: usize) {
+        self.key = crate::hash::fmix(crate::hash::combine(self.key, tokens as u64));
+    }
+}
+
+/// Writes masked tokens (and parameter ranges when asked) into a [`Masked`], and the key.
+struct FullSink<'a> {
+    out: &'a mut Masked,
+    want_params: bool,
+    k: KeySink,
+    tok_start: usize,
+    first_param: usize,
+}
+
+impl Sink for FullSink<'_> {
+    #[inline(always)]
+    fn word(&mut self, msg: &[u8], a: usize, b: usize) {
+        self.k.word(msg, a, b);
+        self.out.toks.push(MTok {
+            start: 0,
+            end: 0,
+            // Template hashes use the persisted hash, not the cache's.
+            hash: crate::hash::hash_bytes(&msg[a..b]),
+            raw_start: a as u32,
+            raw_end: b as u32,
+            unkeyable: false,
+            var: false,
+            raw: true,
+            first_param: self.out.params.len() as u32,
+            n_params: 0,
+        });
+    }
+    #[inline(always)]
+    fn whole_wild(&mut self, a: usize, b: usize) {
+        self.k.whole_wild(a, b);
+        push_whole_wild(self.out, a, b, self.want_params);
+    }
+    #[inline(always)]
+    fn tok_begin(&mut self, s: usize) {
+        self.k.tok_begin(s);
+        self.tok_start = self.out.text.len();
+        self.first_param = self.out.params.len();
+    }
+    #[inline(always)]
+    fn lit(&mut self, msg: &[u8], a: usize, b: usize) {
+        self.k.lit(msg, a, b);
+        self.out.text.extend_from_slice(&msg[a..b]);
+    }
+    #[inline(always)]
+    fn var(&mut self, a: usize, b: usize) {
+        self.k.var(a, b);
+        self.out.text.extend_from_slice(WILDCARD);
+        if self.want_params {
+            self.out.params.push((a as u32, b as u32));
+        }
+    }
+    #[inline(always)]
+    fn extend_var(&mut self, b: usize) {
+        if self.want_params
+            && let Some(last) = self.out.params.last_mut()
+        {
+            last.1 = b as u32;
+        }
+    }
+    #[inline(always)]
+    fn tok_reset(&mut self) {
+        self.k.tok_reset();
+        self.out.text.truncate(self.tok_start);
+        self.out.params.truncate(self.first_param);
+    }
+    #[inline(always)]
+    fn tok_end(&mut self, msg: &[u8], s: usize, e: usize, var: bool, unkeyable: bool) {
+        self.k.tok_end(msg, s, e, var, unkeyable);
+        let (start, end) = (self.tok_start, self.out.text.len());
+        // Without a variable nothing was written: the token is its raw bytes.
+        let hash = if !var {
+            crate::hash::hash_bytes(&msg[s..e])
+        } else if &self.out.text[start..end] == WILDCARD {
+            wild_hash()
+        } else {
+            crate::hash::hash_bytes(&self.out.text[start..end])
+        };
+        self.out.toks.push(MTok {
+            start: start as u32,
+            end: end as u32,
+            hash,
+            raw_start: s as u32,
+            raw_end: e as u32,
+            unkeyable,
+            var,
+            raw: !var,
+            first_param: self.first_param as u32,
+            n_params: (self.out.params.len() - self.first_param) as u32,
+        });
+    }
+    #[inline(always)]
+    fn commit(&mut self) {
+        self.k.commit();
+    }
+    #[inline(always)]
+    fn collapse(&mut self, _e: usize) {
+        self.k.collapse(_e);
+        let out = &mut *self.out;
+        let Some(last) = out.toks.pop() else { return };
+        out.text.truncate(last.start as usize);
+        if let Some(p) = out.toks.last_mut() {
+            p.raw_end = last.raw_end;
+            if last.n_params > 0 && p.n_params > 0 {
+                out.params.truncate(last.first_param as usize);
+                if let Some(pp) = out.params.last_mut() {
+                    pp.1 = last.raw_end;
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn fold(&mut self, s: usize, n: usize, dropped: usize) {
+        self.k.fold(s, n, dropped);
+        self.out.dropped_tokens = dropped;
+        push_whole_wild(self.out, s, n, self.want_params);
+    }
+    #[inline(always)]
+    fn finish(&mut self, tokens: usize) {
+        self.k.finish(tokens);
+        self.out.key = self.k.key;
+    }
+}
+
 /// Masks `msg` into `out` (cleared first). At most `max_tokens` tokens are kept: the rest of
 /// the message becomes one final wildcard token so long tails neither blow up the tree nor are
-/// silently lost (the count is in `dropped_tokens`).
+/// silently lost (the count is in `dropped_tokens`). `out.key` is the line's [`shape_key`].
 pub(crate) fn mask_message(msg: &[u8], out: &mut Masked, want_params: bool, max_tokens: usize) {
     out.text.clear();
     out.toks.clear();
     out.params.clear();
     out.dropped_tokens = 0;
+    // Text grows by at most two bytes per masked byte (`1` → `<*>`): one reservation per
+    // line instead of growth checks mid-line.
+    out.text.reserve(msg.len().saturating_mul(3));
+    let mut sink = FullSink {
+        out,
+        want_params,
+        k: KeySink::default(),
+        tok_start: 0,
+        first_param: 0,
+    };
+    walk(msg, &mut sink, max_tokens);
+}
+
+/// The line's shape key and folded-token count, without writing anything: the miner's cache
+/// probe (a repeated shape costs one walk over the bytes and one lookup).
+pub(crate) fn shape_key(msg: &[u8], max_tokens: usize) -> (u64, usize) {
+    let mut sink = KeySink::default();
+    let dropped = walk(msg, &mut sink, max_tokens);
+    (sink.key, dropped)
+}
+
+/// The masker: tokens split on whitespace, each classified with one table lookup per byte;
+/// returns how many tokens were folded at the cap.
+#[inline(always)]
+fn walk<S: Sink>(msg: &[u8], sink: &mut S, max_tokens: usize) -> usize {
     let n = msg.len();
     let mut i = 0;
     let max_tokens = max_tokens.max(1);
+    let mut count = 0usize;
+    // The kind of the whole-token wildcard run the last token belongs to, if it is one.
+    let mut run: Option<bool> = None;
     while i < n {
-        while i < n && class(msg[i]) & WS != 0 {
-            i += 1;
-        }
+        // Slice iterators, not indexing: no bounds check per byte.
+        i += msg[i..]
+            .iter()
+            .position(|&b| class(b) & WS == 0)
+            .unwrap_or(n - i);
         if i >= n {
             break;
         }
         let s = i;
-        // Find the token's end and OR its byte classes in the same pass.
-        let mut or = 0u8;
-        while i < n {
-            let c = class(msg[i]);
-            if c & WS != 0 {
-                break;
-            }
-            or |= c;
-            i += 1;
-        }
-        if out.toks.len() + 1 == max_tokens && i < n {
+        let (len, or, and) = scan_token(&msg[s..]);
+        i = s + len;
+        if count + 1 == max_tokens && i < n {
             // Fold the rest (if more tokens follow) into one wildcard.
             let rest_has_more = msg[i..].iter().any(|&b| class(b) & WS == 0);
             if rest_has_more {
-                let mut count = 0usize;
+                let mut tokens = 0usize;
                 let mut in_tok = false;
                 for &b in &msg[s..] {
                     let w = class(b) & WS != 0;
                     if !w && !in_tok {
-                        count += 1;
+                        tokens += 1;
                     }
                     in_tok = !w;
                 }
-                out.dropped_tokens = count.saturating_sub(1);
-                let start = out.text.len() as u32;
-                out.text.extend_from_slice(WILDCARD);
-                let first_param = out.params.len() as u32;
-                if want_params {
-                    out.params.push((s as u32, n as u32));
-                }
-                out.toks.push(MTok {
-                    start,
-                    end: out.text.len() as u32,
-                    hash: crate::hash::hash_bytes(WILDCARD),
-                    raw_start: s as u32,
-                    raw_end: n as u32,
-                    unkeyable: true,
-                    var: true,
-                    raw: false,
-                    first_param,
-                    n_params: u32::from(want_params),
-                });
-                return;
+                let dropped = tokens.saturating_sub(1);
+                sink.fold(s, n, dropped);
+                sink.finish(count + 1);
+                return dropped;
             }
         }
-        if or & (DIGIT | DELIM) == 0 && !(3..=5).contains(&(i - s)) {
-            // A plain word: nothing to mask, nothing to copy.
-            out.toks.push(MTok {
-                start: 0,
-                end: 0,
-                hash: crate::hash::hash_bytes(&msg[s..i]),
-                raw_start: s as u32,
-                raw_end: i as u32,
-                unkeyable: false,
-                var: false,
-                raw: true,
-                first_param: out.params.len() as u32,
-                n_params: 0,
-            });
+        let whole =
+            if and & DIGIT != 0 || (or & (DIGIT | DELIM) == 0 && is_bool_or_null(&msg[s..i])) {
+                // All digits, or a boolean / null: the whole token is one value, no segments.
+                sink.whole_wild(s, i);
+                true
+            } else if or & (DIGIT | DELIM) == 0 {
+                // A plain word: nothing to mask, nothing to copy.
+                sink.word(msg, s, i);
+                false
+            } else {
+                sink.tok_begin(s);
+                let (var, whole) = mask_complex(msg, s, i, sink);
+                sink.tok_end(msg, s, i, var, var || or & DIGIT != 0);
+                whole
+            };
+        if whole {
+            // A run of whole-token variables of one kind (`delete blk_1 blk_2 blk_3`,
+            // `IRQs 3 4 5`) is one wildcard token, so lists of any length share a template.
+            let kind = value_kind(msg, s);
+            if run == Some(kind) {
+                sink.collapse(i);
+                continue;
+            }
+            run = Some(kind);
         } else {
-            mask_token(msg, s, i, or, out, want_params);
-            collapse_wildcard_run(out);
+            run = None;
         }
+        count += 1;
+        sink.commit();
     }
+    sink.finish(count);
+    0
 }
 
-/// A run of whole-token variables (`delete blk_1 blk_2 blk_3`) becomes one wildcard token, so
-/// lists of any length share one template.
-#[inline]
-fn collapse_wildcard_run(out: &mut Masked) {
-    let k = out.toks.len();
-    if k < 2 {
-        return;
-    }
-    let (last, prev) = (out.toks[k - 1], out.toks[k - 2]);
-    if !out.is_wild(&last) || !out.is_wild(&prev) {
-        return;
-    }
-    out.text.truncate(last.start as usize);
-    out.toks.pop();
-    if let Some(p) = out.toks.last_mut() {
-        p.raw_end = last.raw_end;
-        if last.n_params > 0 && p.n_params > 0 {
-            out.params.truncate(last.first_param as usize);
-            if let Some(pp) = out.params.last_mut() {
-                pp.1 = last.raw_end;
-            }
+/// The token's length (up to the first whitespace) and the OR / AND of its byte classes, in
+/// one pass (slice iteration: no bounds check per byte).
+#[inline(always)]
+fn scan_token(t: &[u8]) -> (usize, u8, u8) {
+    let mut or = 0u8;
+    let mut and = 0xFFu8;
+    for (k, &b) in t.iter().enumerate() {
+        let c = class(b);
+        if c & WS != 0 {
+            return (k, or, and);
         }
+        or |= c;
+        and &= c;
     }
+    (t.len(), or, and)
 }
 
+/// Appends a token that is wholly one variable.
 #[inline]
-fn mask_token(msg: &[u8], s: usize, e: usize, or: u8, out: &mut Masked, want_params: bool) {
-    let start = out.text.len();
-    out.cur = start;
-    let first_param = out.params.len();
-    let var = mask_complex(msg, s, e, out, want_params);
-    let unkeyable = var || or & DIGIT != 0;
-    let end = out.text.len();
-    // Without a variable nothing was written: the token is its raw bytes.
-    let hash = if var {
-        crate::hash::hash_bytes(&out.text[start..end])
-    } else {
-        crate::hash::hash_bytes(&msg[s..e])
-    };
+fn push_whole_wild(out: &mut Masked, s: usize, e: usize, want_params: bool) {
+    let start = out.text.len() as u32;
+    out.text.extend_from_slice(WILDCARD);
+    let first_param = out.params.len() as u32;
+    if want_params {
+        out.params.push((s as u32, e as u32));
+    }
     out.toks.push(MTok {
-        start: start as u32,
-        end: end as u32,
-        hash,
+        start,
+        end: start + WILDCARD.len() as u32,
+        hash: wild_hash(),
         raw_start: s as u32,
         raw_end: e as u32,
-        unkeyable,
-        var,
-        raw: !var,
-        first_param: first_param as u32,
-        n_params: (out.params.len() - first_param) as u32,
+        unkeyable: true,
+        var: true,
+        raw: false,
+        first_param,
+        n_params: u32::from(want_params),
     });
 }
 
-/// Writer state for one token: bytes before `lit_from` are already in `out.text`.
+#[inline(always)]
+fn is_bool_or_null(w: &[u8]) -> bool {
+    match w.len() {
+        4 => w.eq_ignore_ascii_case(b"true") || w.eq_ignore_ascii_case(b"null"),
+        5 => w.eq_ignore_ascii_case(b"false"),
+        _ => false,
+    }
+}
+
+/// The hash of a whole-token wildcard (computed once).
+#[inline]
+pub(crate) fn wild_hash() -> u64 {
+    static H: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *H.get_or_init(|| crate::hash::hash_bytes(WILDCARD))
+}
+
+/// A cheap kind of a whole-token value: a path or anything else. Lists are of one kind;
+/// a path next to another value (`allocateBlock: /a/part-1 blk_2`) names two things.
+#[inline]
+fn value_kind(msg: &[u8], at: usize) -> bool {
+    msg.get(at) == Some(&b'/')
+}
+
+/// Piece writer for one token: token-relative bytes before `lit_from` are reported.
 struct TokWriter {
     s: usize,
     lit_from: usize,
     /// End (token-relative) of the last variable written, for `<*>.<*>` merging.
     last_var_end: Option<usize>,
-    any: bool,
+    vars: u32,
+    lits: u32,
 }
 
 impl TokWriter {
-    #[inline]
-    fn var(&mut self, msg: &[u8], out: &mut Masked, a: usize, b: usize, want_params: bool) {
-        let tok = &msg[self.s..];
+    fn new(s: usize) -> Self {
+        TokWriter {
+            s,
+            lit_from: 0,
+            last_var_end: None,
+            vars: 0,
+            lits: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn var<S: Sink>(&mut self, msg: &[u8], sink: &mut S, a: usize, b: usize) {
+        let s = self.s;
         // `<*>.<*>` collapses into one variable (IPs, versions, decimals).
         if self
             .last_var_end
-            .is_some_and(|le| le == self.lit_from && a == le + 1 && tok[le] == b'.')
+            .is_some_and(|le| le == self.lit_from && a == le + 1 && msg[s + le] == b'.')
         {
-            if want_params && let Some(last) = out.params.last_mut() {
-                last.1 = (self.s + b) as u32;
-            }
+            sink.extend_var(s + b);
         } else {
-            out.text.extend_from_slice(&tok[self.lit_from..a]);
-            out.text.extend_from_slice(WILDCARD);
-            if want_params {
-                out.params.push(((self.s + a) as u32, (self.s + b) as u32));
+            if a > self.lit_from {
+                sink.lit(msg, s + self.lit_from, s + a);
+                self.lits += 1;
             }
+            sink.var(s + a, s + b);
+            self.vars += 1;
         }
         self.lit_from = b;
         self.last_var_end = Some(b);
-        self.any = true;
+    }
+
+    /// Reports the literal tail; returns (holds a wildcard, is exactly one wildcard).
+    #[inline(always)]
+    fn end<S: Sink>(&mut self, msg: &[u8], sink: &mut S, n: usize) -> (bool, bool) {
+        if self.vars == 0 {
+            return (false, false);
+        }
+        if n > self.lit_from {
+            sink.lit(msg, self.s + self.lit_from, self.s + n);
+            self.lits += 1;
+        }
+        (true, self.vars == 1 && self.lits == 0)
     }
 }
 
-/// Masks one token with delimiters or digits. Returns whether a wildcard was written (when
-/// not, nothing was written).
-fn mask_complex(msg: &[u8], s: usize, e: usize, out: &mut Masked, want_params: bool) -> bool {
+/// Masks one token `s..e` with delimiters or digits. Returns (holds a wildcard, is exactly
+/// one wildcard); without a wildcard nothing was reported.
+#[inline(always)]
+fn mask_complex<S: Sink>(msg: &[u8], s: usize, e: usize, sink: &mut S) -> (bool, bool) {
     let tok = &msg[s..e];
     let n = tok.len();
     if n >= 36
         && let Some((a, b)) = strip(tok)
         && is_uuid(&tok[a..b])
     {
-        return whole(msg, s, e, a, b, out, want_params);
+        return whole(msg, s, e, a, b, sink);
     }
-    let p0 = out.params.len();
-    let mut w = TokWriter {
-        s,
-        lit_from: 0,
-        last_var_end: None,
-        any: false,
-    };
+    let mut w = TokWriter::new(s);
     let mut i = 0;
     let mut seg = 0;
-    let (mut digits, mut alpha, mut nonhex) = (0usize, 0usize, 0usize);
-    // At the start of a path-delimited unit, where a `/path` may begin.
-    let mut unit_start = true;
+    // Packed (digits, letters, non-hex letters) of the current segment, see `INC`.
+    let mut counts = 0u128;
+    let counted = |counts: u128| {
+        (
+            (counts & FIELD) as usize,
+            ((counts >> 40) & FIELD) as usize,
+            ((counts >> 80) & FIELD) as usize,
+        )
+    };
     while i < n {
         let c = tok[i];
         let cl = class(c);
         if cl & DELIM == 0 {
-            if cl & DIGIT != 0 {
-                digits += 1;
-            } else if cl & ALPHA != 0 {
-                alpha += 1;
-                nonhex += usize::from(cl & HEX == 0);
-            }
-            unit_start = false;
+            counts += INC[c as usize];
             i += 1;
             continue;
         }
+        // At the start of a path-delimited unit, where a `/path` may begin.
+        let unit_start = i == 0 || class(tok[i - 1]) & PATHDELIM != 0;
         if c == b'/'
             && unit_start
             && i + 1 < n
@@ -344,11 +639,10 @@ fn mask_complex(msg: &[u8], s: usize, e: usize, out: &mut Masked, want_params: b
             while j < n && class(tok[j]) & PATHDELIM == 0 {
                 j += 1;
             }
-            w.var(msg, out, i, j, want_params);
+            w.var(msg, sink, i, j);
             i = j;
             seg = j;
-            (digits, alpha, nonhex) = (0, 0, 0);
-            unit_start = false;
+            counts = 0;
             continue;
         }
         if c == b':'
@@ -358,9 +652,8 @@ fn mask_complex(msg: &[u8], s: usize, e: usize, out: &mut Masked, want_params: b
             && is_scheme(&tok[a..i])
         {
             // A URL: everything inside the surrounding punctuation is one variable.
-            out.text.truncate(out.cur);
-            out.params.truncate(p0);
-            return whole(msg, s, e, a, b.max(i + 3), out, want_params);
+            sink.tok_reset();
+            return whole(msg, s, e, a, b.max(i + 3), sink);
         }
         // A minus sign glued to digits belongs to the number (`blk_-42`, `=-1`).
         if c == b'-'
@@ -371,21 +664,17 @@ fn mask_complex(msg: &[u8], s: usize, e: usize, out: &mut Masked, want_params: b
             i += 1;
             continue;
         }
-        if i > seg && seg_is_var(&tok[seg..i], digits, alpha, nonhex) {
-            w.var(msg, out, seg, i, want_params);
+        if i > seg && seg_is_var(&tok[seg..i], counted(counts)) {
+            w.var(msg, sink, seg, i);
         }
         i += 1;
         seg = i;
-        (digits, alpha, nonhex) = (0, 0, 0);
-        unit_start = cl & PATHDELIM != 0;
+        counts = 0;
     }
-    if n > seg && seg_is_var(&tok[seg..n], digits, alpha, nonhex) {
-        w.var(msg, out, seg, n, want_params);
+    if n > seg && seg_is_var(&tok[seg..n], counted(counts)) {
+        w.var(msg, sink, seg, n);
     }
-    if w.any {
-        out.text.extend_from_slice(&tok[w.lit_from..]);
-    }
-    w.any
+    w.end(msg, sink, n)
 }
 
 /// The token's core without surrounding punctuation, or `None` if nothing is left.
@@ -402,28 +691,28 @@ fn strip(tok: &[u8]) -> Option<(usize, usize)> {
     (a < b).then_some((a, b))
 }
 
-/// Masks the token's core `a..b` (token-relative) as one variable.
-fn whole(
+/// Reports the token's core `a..b` (token-relative) as one variable.
+fn whole<S: Sink>(
     msg: &[u8],
     s: usize,
     e: usize,
     a: usize,
     b: usize,
-    out: &mut Masked,
-    want_params: bool,
-) -> bool {
+    sink: &mut S,
+) -> (bool, bool) {
     let ve = (s + b).min(e);
-    out.text.extend_from_slice(&msg[s..s + a]);
-    out.text.extend_from_slice(WILDCARD);
-    if want_params {
-        out.params.push(((s + a) as u32, ve as u32));
+    if a > 0 {
+        sink.lit(msg, s, s + a);
     }
-    out.text.extend_from_slice(&msg[ve..e]);
-    true
+    sink.var(s + a, ve);
+    if ve < e {
+        sink.lit(msg, ve, e);
+    }
+    (true, a == 0 && ve == e)
 }
 
-#[inline]
-fn seg_is_var(seg: &[u8], digits: usize, alpha: usize, nonhex: usize) -> bool {
+#[inline(always)]
+fn seg_is_var(seg: &[u8], (digits, alpha, nonhex): (usize, usize, usize)) -> bool {
     if digits == 0 {
         return (3..=5).contains(&seg.len())
             && (seg.eq_ignore_ascii_case(b"true")
@@ -497,8 +786,8 @@ mod tests {
         assert_eq!(m("delta -42 x"), "delta <*> x");
         assert_eq!(m("plain words only"), "plain words only");
         assert_eq!(
-            m("delete blk_11 blk_22 /a/b 10.0.0.1 done"),
-            "delete <*> done"
+            m("delete blk_11 blk_22 /a/b /c/d 10.0.0.1 done"),
+            "delete <*> <*> <*> done"
         );
     }
 

@@ -1,9 +1,10 @@
 //! The online miner: a Drain-like fixed-depth tree (token count + leading tokens → leaf of
 //! candidate templates, best match by position-wise similarity), in front of it an exact cache
-//! from the whole masked token sequence to its template so repeated shapes cost one hash lookup.
+//! from the line's masked shape to its template: for ids only, the cache is probed with a walk
+//! that hashes the masked shape without writing it, and the full masking runs only on a miss.
 
 use crate::hash::{FastMap, combine, fmix, hash_bytes};
-use crate::mask::{Masked, WILDCARD, mask_message};
+use crate::mask::{Masked, WILDCARD, mask_message, shape_key};
 use serde::{Deserialize, Serialize};
 
 /// A template's id. Stable for the template's lifetime (also across generalisation and
@@ -75,11 +76,32 @@ pub struct MinerStats {
     pub cache_clears: u64,
 }
 
+/// How one template position matches a message token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pos {
+    /// Only the same masked text (its hash).
+    Exact,
+    /// Any token (`<*>`).
+    Wild,
+    /// Any token starting with the text's first `pre` bytes and ending with its last `suf`
+    /// bytes: values that differ only between punctuation keep it (`rhost=<*>`, `<*>,`,
+    /// `[<*>]`), which Loghub templates keep too.
+    Pat { pre: u32, suf: u32 },
+}
+
+impl Pos {
+    /// The position's kind for a template text read back from storage.
+    pub(crate) fn of_text(text: &str) -> Pos {
+        if text == "<*>" { Pos::Wild } else { Pos::Exact }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Template {
     pub id: u32,
     pub hashes: Vec<u64>,
     pub texts: Vec<Box<str>>,
+    pub pos: Vec<Pos>,
     pub count: u64,
     pub last_seen: u64,
     pub leaf: u64,
@@ -88,7 +110,7 @@ pub(crate) struct Template {
 impl Template {
     fn bytes(&self) -> usize {
         std::mem::size_of::<Template>()
-            + self.hashes.len() * 8
+            + self.hashes.len() * (8 + std::mem::size_of::<Pos>())
             + self.texts.iter().map(|t| t.len() + 16).sum::<usize>()
     }
 }
@@ -176,29 +198,48 @@ impl TemplateMiner {
         self.clock += 1;
         self.stats.messages += 1;
         let msg = self.cut(message);
+        if !want_params {
+            // A shape seen before costs one walk that only hashes (no text, no tokens).
+            let (key, dropped) = shape_key(msg.as_bytes(), self.cfg.max_tokens);
+            if let Some(hit) = self.cache_hit(key) {
+                self.stats.folded_tokens += dropped as u64;
+                return hit;
+            }
+        }
         let mut buf = std::mem::take(&mut self.buf);
         mask_message(msg.as_bytes(), &mut buf, want_params, self.cfg.max_tokens);
         self.stats.folded_tokens += buf.dropped_tokens as u64;
-        let r = self.place(&buf, msg.as_bytes());
+        // Without parameters the probe above already missed.
+        let hit = if want_params {
+            self.cache_hit(buf.key)
+        } else {
+            None
+        };
+        let r = match hit {
+            Some(hit) => hit,
+            None => self.place(&buf, msg.as_bytes()),
+        };
         self.buf = buf;
         r
     }
 
+    /// The cached template of a line shape, counted as seen.
+    #[inline]
+    fn cache_hit(&mut self, key: u64) -> Option<(TemplateId, bool, u32)> {
+        let &(slot, id) = self.cache.get(&key)?;
+        match self.slots.get_mut(slot as usize) {
+            Some(Some(t)) if t.id == id => {
+                t.count += 1;
+                t.last_seen = self.clock;
+                Some((TemplateId(id), false, slot))
+            }
+            _ => None,
+        }
+    }
+
     fn place(&mut self, buf: &Masked, msg: &[u8]) -> (TemplateId, bool, u32) {
         let n = buf.toks.len();
-        let mut seq = fmix(n as u64);
-        for t in &buf.toks {
-            seq = combine(seq, t.hash);
-        }
-        let seq = fmix(seq);
-        if let Some(&(slot, id)) = self.cache.get(&seq)
-            && let Some(Some(t)) = self.slots.get_mut(slot as usize)
-            && t.id == id
-        {
-            t.count += 1;
-            t.last_seen = self.clock;
-            return (TemplateId(id), false, slot);
-        }
+        let seq = buf.key;
         let leaf = self.leaf_key(buf);
         let mut best: Option<(u32, usize, usize)> = None; // slot, same, params
         if let Some(cands) = self.leaves.get(&leaf) {
@@ -211,13 +252,19 @@ impl TemplateMiner {
                 }
                 // Similarity counts only the line's constant tokens: masked values that happen
                 // to line up (`<*>:`) say nothing about the words around them.
+                // A pattern position (`rhost=<*>`) scores like a wildcard when the token fits
+                // it, so it only breaks ties between otherwise equal candidates.
                 let mut same = 0usize;
                 let mut params = 0usize;
-                for (h, tok) in t.hashes.iter().zip(&buf.toks) {
+                for (i, (h, tok)) in t.hashes.iter().zip(&buf.toks).enumerate() {
                     if *h == self.wild {
                         params += 1;
-                    } else if *h == tok.hash && !tok.var {
-                        same += 1;
+                    } else if *h == tok.hash {
+                        same += usize::from(!tok.var);
+                    } else if let Some(&Pos::Pat { pre, suf }) = t.pos.get(i)
+                        && pat_matches(t.texts[i].as_bytes(), pre, suf, buf.tok_text(msg, tok))
+                    {
+                        params += 1;
                     }
                 }
                 let better = match best {
@@ -236,7 +283,7 @@ impl TemplateMiner {
         });
         let (slot, is_new) = match chosen {
             Some((slot, _, _)) => {
-                self.generalise(slot, buf);
+                self.generalise(slot, buf, msg);
                 (slot, false)
             }
             None => (self.create(buf, msg, leaf), true),
@@ -264,7 +311,7 @@ impl TemplateMiner {
         fmix(k)
     }
 
-    fn generalise(&mut self, slot: u32, buf: &Masked) {
+    fn generalise(&mut self, slot: u32, buf: &Masked, msg: &[u8]) {
         let wild = self.wild;
         let clock = self.clock;
         let Some(Some(t)) = self.slots.get_mut(slot as usize) else {
@@ -274,11 +321,38 @@ impl TemplateMiner {
         t.last_seen = clock;
         let mut freed = 0usize;
         for (i, tok) in buf.toks.iter().enumerate() {
-            if t.hashes[i] != wild && t.hashes[i] != tok.hash {
-                t.hashes[i] = wild;
-                freed += t.texts[i].len();
-                t.texts[i] = "<*>".into();
+            let h = t.hashes[i];
+            if h == wild || h == tok.hash {
+                continue;
             }
+            let old = t.texts[i].as_bytes();
+            let m = buf.tok_text(msg, tok);
+            let (mut p, mut s) = common_affixes(old, m);
+            if let Some(&Pos::Pat { pre, suf }) = t.pos.get(i) {
+                if pat_matches(old, pre, suf, m) {
+                    continue;
+                }
+                // The new pattern must cover every token the old one did.
+                (p, s) = (p.min(pre as usize), s.min(suf as usize));
+            }
+            let before = old.len();
+            if p == 0 && s == 0 {
+                t.hashes[i] = wild;
+                t.texts[i] = "<*>".into();
+                t.pos[i] = Pos::Wild;
+            } else {
+                let mut text = String::with_capacity(p + s + WILDCARD.len());
+                text.push_str(&t.texts[i][..p]);
+                text.push_str("<*>");
+                text.push_str(&t.texts[i][before - s..]);
+                t.hashes[i] = hash_bytes(text.as_bytes());
+                t.texts[i] = text.into();
+                t.pos[i] = Pos::Pat {
+                    pre: p as u32,
+                    suf: s as u32,
+                };
+            }
+            freed += before.saturating_sub(t.texts[i].len());
         }
         self.template_bytes = self.template_bytes.saturating_sub(freed);
     }
@@ -294,6 +368,7 @@ impl TemplateMiner {
                 .iter()
                 .map(|t| String::from_utf8_lossy(buf.tok_text(msg, t)).into())
                 .collect(),
+            pos: vec![Pos::Exact; buf.toks.len()],
             count: 1,
             last_seen: self.clock,
             leaf,
@@ -385,6 +460,19 @@ impl TemplateMiner {
             let Some(&h) = t.hashes.get(i) else { break };
             if h == self.wild {
                 out.push(get(tok.raw_start, tok.raw_end));
+            } else if let Some(&Pos::Pat { pre, suf }) = t.pos.get(i) {
+                // One value per pattern: the raw token without the literal prefix and
+                // suffix when they are literally there, else the whole token.
+                let text = t.texts[i].as_bytes();
+                let (a, b) = (tok.raw_start as usize, tok.raw_end as usize);
+                let raw = bytes.get(a..b).unwrap_or_default();
+                let (pre, suf) = (pre as usize, suf as usize);
+                let (lp, ls) = (&text[..pre], &text[text.len() - suf..]);
+                if raw.len() >= pre + suf && raw.starts_with(lp) && raw.ends_with(ls) {
+                    out.push(get((a + pre) as u32, (b - suf) as u32));
+                } else {
+                    out.push(get(tok.raw_start, tok.raw_end));
+                }
             } else {
                 for p in &self.buf.params
                     [tok.first_param as usize..(tok.first_param + tok.n_params) as usize]
@@ -469,6 +557,43 @@ impl TemplateMiner {
     }
 }
 
+/// Whether a token fits the pattern `text[..pre] <*> text[len - suf..]`.
+#[inline]
+fn pat_matches(text: &[u8], pre: u32, suf: u32, tok: &[u8]) -> bool {
+    let (pre, suf) = (pre as usize, suf as usize);
+    pre + suf <= text.len()
+        && tok.len() >= pre + suf
+        && tok.starts_with(&text[..pre])
+        && tok.ends_with(&text[text.len() - suf..])
+}
+
+/// The longest common literal prefix and suffix of a template token and a message token that
+/// end (prefix) or start (suffix) at punctuation, so values are cut at segment boundaries
+/// (`[LNKB]`/`[LNKC]` keep `[` and `]`, not `[LNK`), never inside a `<*>` (its bytes are not
+/// punctuation), and never overlapping in either token.
+fn common_affixes(a: &[u8], b: &[u8]) -> (usize, usize) {
+    let n = a.len().min(b.len());
+    let mut p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    while p > 0 && !crate::mask::is_delim(a[p - 1]) {
+        p -= 1;
+    }
+    let room = n - p;
+    let mut s = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    // A shared tail after a dot (`.example.com:<*>`, `.log`) belongs to the value: host and
+    // file names are one variable in Loghub templates, while a dotted head (`org.apache.<*>`)
+    // is a namespace and stays.
+    while s > 0 && (!crate::mask::is_delim(a[a.len() - s]) || a[a.len() - s] == b'.') {
+        s -= 1;
+    }
+    (p, s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +652,99 @@ mod tests {
         // Ids of evicted templates are not reused.
         let ids: Vec<_> = m.templates().into_iter().map(|t| t.0).collect();
         assert!(ids.iter().all(|i| i.0 > 16));
+    }
+
+    #[test]
+    fn punctuation_around_merged_values_is_kept() {
+        let mut m = TemplateMiner::default();
+        let a = m.mine("pam auth failure; tty=ssh ruser= rhost=10.0.0.1 user=root");
+        let b = m.mine("pam auth failure; tty=ssh ruser= rhost=host.example.com user=admin");
+        assert_eq!(a.id, b.id);
+        assert_eq!(
+            m.template(a.id).as_deref(),
+            Some("pam auth failure; tty=ssh ruser= rhost=<*> user=<*>")
+        );
+        assert_eq!(b.params, vec!["host.example.com", "admin"]);
+        let c = m.mine("got no answer from [LNKB] source");
+        m.mine("got no answer from [LNKC] source");
+        assert_eq!(
+            m.template(c.id).as_deref(),
+            Some("got no answer from [<*>] source")
+        );
+        let d = m.mine("clock synchronized to LOCAL(0), stratum 10");
+        m.mine("clock synchronized to 10.0.0.7, stratum 3");
+        assert_eq!(
+            m.template(d.id).as_deref(),
+            Some("clock synchronized to <*>, stratum <*>")
+        );
+        // A value that no longer fits the pattern widens it, never narrows it.
+        m.mine("clock synchronized to peer stratum 3");
+        assert_eq!(
+            m.template(d.id).as_deref(),
+            Some("clock synchronized to <*> stratum <*>")
+        );
+        // A shared dotted tail is part of a host name, not kept literal.
+        let e = m.mine("Now opening a proxy : alpha.corp.example.com:8030");
+        m.mine("Now opening a proxy : beta.corp.example.com:8030");
+        assert_eq!(
+            m.template(e.id).as_deref(),
+            Some("Now opening a proxy : <*>")
+        );
+    }
+
+    #[test]
+    fn affixes_stop_at_punctuation() {
+        assert_eq!(common_affixes(b"rhost=a", b"rhost=bb"), (6, 0));
+        assert_eq!(common_affixes(b"[LNKB]", b"[LNKC]"), (1, 1));
+        assert_eq!(common_affixes(b"dadmin3", b"dadmin4"), (0, 0));
+        assert_eq!(common_affixes(b"<*>,", b"root,"), (0, 1));
+        assert_eq!(common_affixes(b"a.b", b"a.b.c"), (2, 0));
+        assert_eq!(common_affixes(b"", b"x"), (0, 0));
+    }
+
+    #[test]
+    fn fast_path_matches_full_path() {
+        // The id-only path probes the cache with a hash-only walk; it must give the same ids
+        // as the full walk (mine with parameters) on every line.
+        let lines = [
+            "Accepted password for root from 10.0.0.1 port 22 ssh2",
+            "Accepted password for bob from 10.0.0.2 port 2222 ssh2",
+            "GET /a/b?id=7 HTTP/1.1 200 12KB 3ms",
+            "GET /c?id=8 HTTP/1.1 404 1KB 30ms",
+            "delete blk_1 blk_2 /x/y /z 10.0.0.1 done",
+            "delete blk_3 /x/y done",
+            "id 123e4567-e89b-12d3-a456-426614174000 at https://x.example/a?b=1 ok",
+            "flag=true value=NULL (uid=0) [preauth] <*> <*>:5 a<*>b",
+            "x,y z.1.2 -42 =-1 ::1 //a/b",
+            "",
+            "   ",
+            "ünïcödé wörds 12 ünïcödé",
+        ];
+        let mut fast = TemplateMiner::new(MinerConfig {
+            extract_params: false,
+            max_tokens: 6,
+            ..MinerConfig::default()
+        });
+        let mut full = TemplateMiner::new(MinerConfig {
+            max_tokens: 6,
+            ..MinerConfig::default()
+        });
+        for _ in 0..3 {
+            for l in lines {
+                assert_eq!(fast.mine_id(l), full.mine(l).id, "{l}");
+            }
+        }
+        assert_eq!(fast.templates(), full.templates());
+        assert_eq!(fast.stats(), full.stats());
+        for l in lines {
+            let mut buf = Masked::default();
+            mask_message(l.as_bytes(), &mut buf, true, 6);
+            assert_eq!(
+                shape_key(l.as_bytes(), 6),
+                (buf.key, buf.dropped_tokens),
+                "{l}"
+            );
+        }
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use crate::TemplateError;
 use crate::hash::hash_bytes;
-use crate::miner::{MinerConfig, Template, TemplateMiner};
+use crate::miner::{MinerConfig, Pos, Template, TemplateMiner};
 
 const MAGIC: &[u8; 8] = b"MEDICTPL";
-const VERSION: u32 = 1;
+/// Version 2 adds each position's pattern bounds; version 1 snapshots still restore (their
+/// positions are exact or `<*>`).
+const VERSION: u32 = 2;
 
 impl TemplateMiner {
     /// Serialises config, templates and counters (not parameter values: none are kept).
@@ -27,8 +29,15 @@ impl TemplateMiner {
             out.extend_from_slice(&t.last_seen.to_le_bytes());
             out.extend_from_slice(&t.leaf.to_le_bytes());
             out.extend_from_slice(&(t.texts.len() as u32).to_le_bytes());
-            for s in &t.texts {
+            for (i, s) in t.texts.iter().enumerate() {
                 put_bytes(&mut out, s.as_bytes());
+                // Pattern bounds, or u32::MAX for a position that is not a pattern.
+                let (pre, suf) = match t.pos.get(i) {
+                    Some(&Pos::Pat { pre, suf }) => (pre, suf),
+                    _ => (u32::MAX, u32::MAX),
+                };
+                out.extend_from_slice(&pre.to_le_bytes());
+                out.extend_from_slice(&suf.to_le_bytes());
             }
         }
         let sum = hash_bytes(&out);
@@ -48,7 +57,7 @@ impl TemplateMiner {
         let (body, sum) = bytes.split_at(bytes.len() - 8);
         let mut r = Reader { b: body, at: 8 };
         let version = r.u32()?;
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(TemplateError::SnapshotVersion {
                 found: version,
                 expected: VERSION,
@@ -77,11 +86,28 @@ impl TemplateMiner {
             }
             let mut texts = Vec::with_capacity(ntok);
             let mut hashes = Vec::with_capacity(ntok);
+            let mut pos = Vec::with_capacity(ntok);
             for _ in 0..ntok {
                 let s = std::str::from_utf8(r.bytes()?)
                     .map_err(|_| bad("template token is not utf-8"))?;
                 let h = hash_bytes(s.as_bytes());
                 hashes.push(if s == "<*>" { wild } else { h });
+                let mut p = Pos::of_text(s);
+                if version >= 2 {
+                    let (pre, suf) = (r.u32()?, r.u32()?);
+                    if pre != u32::MAX {
+                        let fits = (pre as usize)
+                            .checked_add(suf as usize)
+                            .is_some_and(|n| n <= s.len())
+                            && s.is_char_boundary(pre as usize)
+                            && s.is_char_boundary(s.len() - suf as usize);
+                        if !fits {
+                            return Err(bad("pattern bounds outside the token"));
+                        }
+                        p = Pos::Pat { pre, suf };
+                    }
+                }
+                pos.push(p);
                 texts.push(Box::<str>::from(s));
             }
             if m.by_id.contains_key(&id) || id == 0 || id >= m.next_id {
@@ -91,6 +117,7 @@ impl TemplateMiner {
                 id,
                 hashes,
                 texts,
+                pos,
                 count,
                 last_seen,
                 leaf,
@@ -165,6 +192,52 @@ mod tests {
     }
 
     #[test]
+    fn patterns_survive_a_round_trip() {
+        let mut m = TemplateMiner::default();
+        let a = m.mine_id("pam auth failure; logname= tty=ssh ruser= rhost=10.0.0.1 user=root");
+        m.mine_id("pam auth failure; logname= tty=ssh ruser= rhost=example.com user=admin");
+        let mut r = TemplateMiner::restore(&m.snapshot()).expect("restore");
+        assert_eq!(r.templates(), m.templates());
+        // Still a pattern after restore: a fitting value keeps `rhost=`.
+        assert_eq!(
+            r.mine_id("pam auth failure; logname= tty=ssh ruser= rhost=other.org user=bob"),
+            a
+        );
+        assert_eq!(
+            r.template(a).as_deref(),
+            Some("pam auth failure; logname= tty=ssh ruser= rhost=<*> user=<*>")
+        );
+    }
+
+    #[test]
+    fn version_1_snapshots_restore() {
+        // A version 1 blob: no pattern bounds after each token text.
+        let mut m = TemplateMiner::default();
+        m.mine_id("hello big wide world");
+        let leaf = m.live_templates().next().map_or(0, |t| t.leaf);
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        put_bytes(&mut out, b"{}");
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&5u64.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&4u64.to_le_bytes());
+        out.extend_from_slice(&5u64.to_le_bytes());
+        out.extend_from_slice(&leaf.to_le_bytes());
+        out.extend_from_slice(&4u32.to_le_bytes());
+        for t in [&b"hello"[..], b"big", b"wide", b"<*>"] {
+            put_bytes(&mut out, t);
+        }
+        let sum = hash_bytes(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        let mut r = TemplateMiner::restore(&out).expect("restore v1");
+        assert_eq!(r.mine_id("hello big wide planet"), crate::TemplateId(2));
+        assert_eq!(r.count(crate::TemplateId(2)), 5);
+    }
+
+    #[test]
     fn corrupt_snapshots_are_errors() {
         let mut m = TemplateMiner::default();
         m.mine_id("hello world 1");
@@ -178,7 +251,7 @@ mod tests {
             assert!(TemplateMiner::restore(&s).is_err(), "flip at {i}");
         }
         let mut v2 = snap.clone();
-        v2[8] = 2;
+        v2[8] = 3;
         assert!(matches!(
             TemplateMiner::restore(&v2),
             Err(TemplateError::SnapshotVersion { .. })
