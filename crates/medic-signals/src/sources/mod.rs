@@ -89,6 +89,18 @@ impl SourceContext {
         sent
     }
 
+    /// Moves `next` on by `interval` and sleeps until then; false when shutdown came first.
+    /// After falling behind (a slow target, a suspended machine) it does not fire a burst of
+    /// catch-up runs: the next run is now.
+    pub async fn next_period(&mut self, next: &mut Instant, interval: std::time::Duration) -> bool {
+        *next += interval;
+        let now = Instant::now();
+        if *next < now {
+            *next = now;
+        }
+        self.sleep_until(*next).await
+    }
+
     /// Sleeps until `deadline`; false when shutdown came first.
     pub async fn sleep_until(&mut self, deadline: Instant) -> bool {
         tokio::select! {

@@ -209,13 +209,7 @@ impl ProcfsSource {
                     Reading::Unreadable => ctx.stats.incr(Counter::ReadError),
                 }
             }
-            next += self.interval;
-            // Fell behind (slow disk, suspended machine): do not fire a burst to catch up.
-            let now = Instant::now();
-            if next < now {
-                next = now;
-            }
-            if !ctx.sleep_until(next).await {
+            if !ctx.next_period(&mut next, self.interval).await {
                 return;
             }
         }

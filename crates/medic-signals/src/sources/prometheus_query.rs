@@ -107,12 +107,7 @@ impl Source for PrometheusQuerySource {
                         return;
                     }
                 }
-                next += self.interval;
-                let at = Instant::now();
-                if next < at {
-                    next = at;
-                }
-                if !ctx.sleep_until(next).await {
+                if !ctx.next_period(&mut next, self.interval).await {
                     return;
                 }
             }

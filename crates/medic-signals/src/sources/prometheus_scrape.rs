@@ -239,12 +239,7 @@ impl PrometheusScrapeSource {
                     return;
                 }
             }
-            next += self.interval;
-            let now = Instant::now();
-            if next < now {
-                next = now;
-            }
-            if !ctx.sleep_until(next).await {
+            if !ctx.next_period(&mut next, self.interval).await {
                 return;
             }
         }
