@@ -91,6 +91,8 @@ impl Agent {
             .filter(|e| matches!(e, medic_core::Evidence::Metric { .. }))
             .count();
         attach_prom_evidence(&mut diagnosis, prom_evidence);
+        // Used once: an incident is diagnosed once, so its entry would otherwise stay forever.
+        self.prom_evidence.remove(id);
         let text = match diagnosis.top() {
             Some(h) => format!(
                 "{} on {} (confidence {:.2}): {}",
