@@ -220,11 +220,13 @@ fn wait_scraped(prom: &str) {
         .expect("runtime");
     let client =
         PromClient::new(&format!("http://{prom}"), Duration::from_secs(2)).expect("client");
+    // Every estate target (7 instances), not just the first one scraped: Prometheus scrapes
+    // targets at staggered offsets within the interval.
     wait_until(
-        "Prometheus to scrape payment (up == 1)",
+        "Prometheus to scrape every estate target (up == 1)",
         Duration::from_secs(60),
         || {
-            rt.block_on(client.query(r#"up{service="payment"} == 1"#, None))
+            rt.block_on(client.query("count(up == 1) >= 7", None))
                 .is_ok_and(|r| r.is_true())
         },
     );
