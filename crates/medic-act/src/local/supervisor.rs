@@ -541,6 +541,37 @@ impl Inner {
             .map(|w| w.instances.len() as u32)
     }
 
+    /// Records a deploy or config change (from → to) in the change calendar, then rolls it out
+    /// in the background: the calendar entry comes first, so a crash mid-rollout still leaves
+    /// the change visible to diagnosis.
+    fn record_and_roll_out(
+        self: &Arc<Self>,
+        kind: ChangeKind,
+        service: &str,
+        from: &str,
+        to: &str,
+        author: &str,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<(), ActError> {
+        let what = if kind == ChangeKind::Deploy {
+            "deploy"
+        } else {
+            "config change"
+        };
+        self.append_change(&ChangeEvent {
+            kind,
+            service: service.to_string(),
+            start: Ts::now(),
+            end: None,
+            from: Some(from.to_string()),
+            to: Some(to.to_string()),
+            description: format!("{what} {service} {from} -> {to}"),
+            author: Some(author.to_string()),
+        })?;
+        self.spawn_rollout(service, guard);
+        Ok(())
+    }
+
     /// Hands a rollout to a background task that keeps the workload's rollout lock.
     fn spawn_rollout(self: &Arc<Self>, service: &str, guard: tokio::sync::OwnedMutexGuard<()>) {
         let inner = self.clone();
@@ -950,17 +981,14 @@ impl Supervisor {
             w.previous_release = Some(from.clone());
             from
         };
-        self.inner.append_change(&ChangeEvent {
-            kind: ChangeKind::Deploy,
-            service: service.to_string(),
-            start: Ts::now(),
-            end: None,
-            from: Some(from.clone()),
-            to: Some(release.to_string()),
-            description: format!("deploy {service} {from} -> {release}"),
-            author: Some(author.to_string()),
-        })?;
-        self.inner.spawn_rollout(service, guard);
+        self.inner.record_and_roll_out(
+            ChangeKind::Deploy,
+            service,
+            &from,
+            release,
+            author,
+            guard,
+        )?;
         Ok(format!(
             "deploying {service} {from} -> {release} (rolling, in background)"
         ))
@@ -999,17 +1027,14 @@ impl Supervisor {
             w.previous_config_version = Some(from.clone());
             from
         };
-        self.inner.append_change(&ChangeEvent {
-            kind: ChangeKind::ConfigChange,
-            service: service.to_string(),
-            start: Ts::now(),
-            end: None,
-            from: Some(from.clone()),
-            to: Some(version.clone()),
-            description: format!("config change {service} {from} -> {version}"),
-            author: Some(author.to_string()),
-        })?;
-        self.inner.spawn_rollout(service, guard);
+        self.inner.record_and_roll_out(
+            ChangeKind::ConfigChange,
+            service,
+            &from,
+            &version,
+            author,
+            guard,
+        )?;
         Ok(version)
     }
 
