@@ -88,6 +88,8 @@ fn action(kind: ActionKind, target: &str, replicas: Option<u32>) -> Action {
         kind,
         target: target.into(),
         replicas,
+        workload: None,
+        memory_limit_bytes: None,
     }
 }
 

@@ -791,6 +791,8 @@ fn undo(inc: &medic_core::Incident) -> Option<Action> {
             kind: ActionKind::ScaleWorkload,
             target: plan.action.target.clone(),
             replicas: Some(before),
+            workload: None,
+            memory_limit_bytes: None,
         }),
         _ => None,
     }

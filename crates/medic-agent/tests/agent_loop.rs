@@ -164,7 +164,9 @@ async fn a_crashed_dependency_is_restarted_and_verified() {
         Action {
             kind: ActionKind::RestartWorkload,
             target: "cache".into(),
-            replicas: None
+            replicas: None,
+            workload: None,
+            memory_limit_bytes: None,
         }
     );
     assert_eq!(done.executions.len(), 1);

@@ -12,7 +12,9 @@ pub mod signal;
 pub mod time;
 pub mod topology;
 
-pub use action::{Action, ActionKind, Execution, ExecutionStatus, Outcome};
+pub use action::{
+    Action, ActionKind, Execution, ExecutionStatus, Outcome, WorkloadKind, WorkloadRef,
+};
 pub use audit::{AuditEvent, AuditRecord, verify_chain};
 pub use diagnosis::{Cause, Diagnosis, Hypothesis};
 pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};

@@ -56,6 +56,8 @@ pub fn plan(
             kind: policy.action,
             target: top.target.clone(),
             replicas,
+            workload: None,
+            memory_limit_bytes: None,
         },
         mode: policy.mode,
         confidence: top.confidence,
@@ -224,7 +226,9 @@ mod tests {
             Action {
                 kind: ActionKind::RestartWorkload,
                 target: "catalog".into(),
-                replicas: None
+                replicas: None,
+                workload: None,
+                memory_limit_bytes: None,
             }
         );
         assert_eq!(plan.mode, Mode::Auto);

@@ -76,7 +76,7 @@ proptest! {
             let plan = Plan {
                 policy: name.into(),
                 cause: Cause::Unknown,
-                action: Action { kind, target: target.into(), replicas: None },
+                action: Action::new(kind, target),
                 mode: s.mode,
                 confidence: 1.0,
                 confidence_threshold: 0.5,

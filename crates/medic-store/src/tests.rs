@@ -423,6 +423,8 @@ fn execution(key: &str, started: i64) -> Execution {
             kind: ActionKind::ScaleWorkload,
             target: "checkout".into(),
             replicas: Some(4),
+            workload: None,
+            memory_limit_bytes: None,
         },
         started: Ts(started),
         finished: None,

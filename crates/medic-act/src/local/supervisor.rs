@@ -446,13 +446,30 @@ impl Inner {
             change.description = format!("{action}: no action taken");
             return Ok(("no action taken".to_string(), change));
         }
+        if !matches!(
+            action.kind,
+            ActionKind::RestartWorkload
+                | ActionKind::ScaleWorkload
+                | ActionKind::RollbackRelease
+                | ActionKind::RevertConfig
+        ) {
+            return Err(ActError::Rejected(format!(
+                "the local supervisor has no {}: it runs processes, not pods, nodes or network policies",
+                action.kind
+            )));
+        }
         let lock = self.rollout_lock(service)?;
         if let Some(generation) = self.generation(service) {
             generation.fetch_add(1, Ordering::SeqCst);
         }
         let _rollout = lock.lock().await;
         let detail = match action.kind {
-            ActionKind::NoAction => String::new(),
+            ActionKind::NoAction
+            | ActionKind::DeletePod
+            | ActionKind::SetResources
+            | ActionKind::CordonNode
+            | ActionKind::DrainNode
+            | ActionKind::IsolateWorkload => String::new(),
             ActionKind::RestartWorkload => {
                 let notes = self.rolling_replace(service, true, None).await?;
                 format!("restarted {service}: {notes}")
@@ -1197,6 +1214,8 @@ mod tests {
                 kind: ActionKind::RestartWorkload,
                 target: "a".into(),
                 replicas: None,
+                workload: None,
+                memory_limit_bytes: None,
             },
             ts: Ts(5),
             detail: "first".into(),
