@@ -1,15 +1,21 @@
 //! Actuators: the only way medic changes the estate. The catalogue is closed: an actuator
 //! receives a [`medic_core::Action`], never a command line.
 //!
-//! [`local`] holds the local process supervisor (the demo estate's "orchestrator") and the
-//! `local` actuator, an HTTP client of the supervisor's control API.
+//! One actuator per platform, each in its own module, registered in [`registry`]:
+//! [`local`] drives the demo estate's process supervisor over HTTP; `kubernetes` (feature
+//! `kubernetes`) changes a cluster through its API server.
 
-use medic_core::Action;
+use medic_core::{Action, WorkloadRef};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod local;
+pub mod registry;
+
+pub use registry::Actuators;
 
 /// A boxed future, so that [`Actuator`] stays object-safe (the agent holds `Arc<dyn Actuator>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -26,6 +32,28 @@ pub trait Actuator: Send + Sync {
     ) -> BoxFuture<'a, Result<ActionReport, ActError>>;
     /// Current replica count of a workload (for scale planning); `None` if unknown.
     fn replicas<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Option<u32>, ActError>>;
+    /// The typed object a service name stands for on this actuator's platform; `None` when
+    /// this actuator does not know the service.
+    fn resolve<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WorkloadRef>, ActError>> {
+        let _ = service;
+        Box::pin(async { Ok(None) })
+    }
+    /// What `execute` would do, changing nothing: a server-side dry run where the platform
+    /// has one. The default says plainly that this actuator cannot check.
+    fn dry_run<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<ActionReport, ActError>> {
+        Box::pin(async move {
+            Ok(ActionReport {
+                applied: false,
+                detail: format!(
+                    "dry run: would run {action} ({} has no server-side dry run, so it was not checked)",
+                    self.name()
+                ),
+            })
+        })
+    }
 }
 
 /// What an actuator reports about one execution.
@@ -57,6 +85,16 @@ pub enum ActError {
     /// The supervisor has been shut down.
     #[error("supervisor is shut down")]
     ShutDown,
+    /// The platform refused for lack of permission: the message names the verb and resource.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The object is not in the state the diagnosis saw: acting now would act on stale state.
+    #[error("stale state: {0}")]
+    Stale(String),
+    /// The object is managed by something else that would undo the change (a GitOps
+    /// controller): medic recommends instead.
+    #[error("managed elsewhere: {0}")]
+    ManagedElsewhere(String),
     #[error("i/o error on {path}: {source}")]
     Io {
         path: String,

@@ -168,6 +168,9 @@ pub enum SourceKind {
     /// Receive syslog (RFC 3164 and RFC 5424) over UDP and/or TCP (octet-counted or
     /// newline framing, detected per connection).
     Syslog(SyslogSourceConfig),
+    /// Watches of a Kubernetes API server: pods, events, workloads, ConfigMaps, nodes, and
+    /// the `/metrics` of pods annotated `prometheus.io/scrape`.
+    Kubernetes(KubernetesSourceConfig),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Copy)]
@@ -755,9 +758,59 @@ impl Default for GuardsConfig {
     }
 }
 
+/// `actuators:`: one entry per platform medic may change; an action goes to the actuator of
+/// its target's kind (a local service → `local`, a Kubernetes object → `kubernetes`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActuatorsConfig {
     pub local: Option<LocalActuatorConfig>,
+    pub kubernetes: Option<KubernetesActuatorConfig>,
+}
+
+/// How to reach a Kubernetes API server: a kubeconfig file (and context), or, when neither
+/// is given, `KUBECONFIG`/`~/.kube/config` and then in-cluster credentials.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KubeConnection {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// `actuators.kubernetes`: changes made through the API server, never through kubectl.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubernetesActuatorConfig {
+    pub connection: KubeConnection,
+    /// Timeout of one API request.
+    pub timeout: Duration,
+    /// The field manager named in every patch (server-side apply and managedFields).
+    pub field_manager: String,
+    /// Where the ConfigMap contents medic saw before a change are kept across restarts, so
+    /// `revert_config` can restore them. Relative paths are relative to the config file.
+    pub history_file: PathBuf,
+    /// How many earlier versions of each ConfigMap are kept.
+    pub history_depth: usize,
+    /// Namespaces medic may change; empty: every namespace but `exclude_namespaces`.
+    pub namespaces: Vec<String>,
+    /// Namespaces medic never changes (the cluster's own by default).
+    pub exclude_namespaces: Vec<String>,
+}
+
+/// The cluster's own namespaces, never watched or changed unless configured otherwise.
+pub const KUBE_SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+impl Default for KubernetesActuatorConfig {
+    fn default() -> Self {
+        KubernetesActuatorConfig {
+            connection: KubeConnection::default(),
+            timeout: Duration::from_secs(30),
+            field_manager: "medic".to_string(),
+            history_file: PathBuf::from("medic-configmaps.json"),
+            history_depth: 5,
+            namespaces: Vec::new(),
+            exclude_namespaces: KUBE_SYSTEM_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -830,4 +883,68 @@ pub struct EscalationTarget {
     pub webhook: Option<String>,
     pub timeout: Duration,
     pub location: Location,
+}
+
+/// What a `kubernetes` source watches.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KubeWatch {
+    Pods,
+    Events,
+    Workloads,
+    ConfigMaps,
+    Nodes,
+}
+
+impl KubeWatch {
+    pub const ALL: [KubeWatch; 5] = [
+        KubeWatch::Pods,
+        KubeWatch::Events,
+        KubeWatch::Workloads,
+        KubeWatch::ConfigMaps,
+        KubeWatch::Nodes,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeWatch::Pods => "pods",
+            KubeWatch::Events => "events",
+            KubeWatch::Workloads => "workloads",
+            KubeWatch::ConfigMaps => "configmaps",
+            KubeWatch::Nodes => "nodes",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KubeWatch> {
+        KubeWatch::ALL.into_iter().find(|w| w.as_str() == s)
+    }
+}
+
+/// `type: kubernetes`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubernetesSourceConfig {
+    pub connection: KubeConnection,
+    /// Namespaces to watch; empty: every namespace but `exclude_namespaces`.
+    pub namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    /// What to watch (all by default).
+    pub watch: Vec<KubeWatch>,
+    /// Scrape pods annotated `prometheus.io/scrape: "true"` (`prometheus.io/port`,
+    /// `prometheus.io/path`) at this interval; `None`: no scraping.
+    pub scrape_interval: Option<Duration>,
+    /// Timeout of one scrape.
+    pub scrape_timeout: Duration,
+}
+
+impl Default for KubernetesSourceConfig {
+    fn default() -> Self {
+        KubernetesSourceConfig {
+            connection: KubeConnection::default(),
+            namespaces: Vec::new(),
+            exclude_namespaces: KUBE_SYSTEM_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            watch: KubeWatch::ALL.to_vec(),
+            scrape_interval: Some(Duration::from_secs(5)),
+            scrape_timeout: Duration::from_secs(2),
+        }
+    }
 }

@@ -30,7 +30,10 @@ pub(crate) fn router(sup: Supervisor) -> Router {
 /// Domain errors → HTTP status: the one mapping of this API.
 pub(crate) fn status_of(e: &ActError) -> StatusCode {
     match e {
-        ActError::Rejected(_) => StatusCode::CONFLICT,
+        ActError::Rejected(_) | ActError::Stale(_) | ActError::ManagedElsewhere(_) => {
+            StatusCode::CONFLICT
+        }
+        ActError::Forbidden(_) => StatusCode::FORBIDDEN,
         ActError::Invalid(_) => StatusCode::BAD_REQUEST,
         ActError::ShutDown | ActError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
         ActError::Unreachable(_) => StatusCode::BAD_GATEWAY,

@@ -1,8 +1,20 @@
 //! The `local` actuator: an HTTP client of the supervisor's control API.
 
 use crate::{ActError, ActionReport, Actuator, BoxFuture};
-use medic_config::LocalActuatorConfig;
-use medic_core::Action;
+use medic_config::{ActuatorsConfig, LocalActuatorConfig};
+use medic_core::{Action, WorkloadRef};
+use std::sync::Arc;
+
+/// Registry entry: the actuator when `actuators.local` is configured.
+pub fn from_config(
+    cfg: &ActuatorsConfig,
+) -> BoxFuture<'_, Option<Result<Arc<dyn Actuator>, ActError>>> {
+    Box::pin(async move {
+        cfg.local
+            .as_ref()
+            .map(|l| LocalActuator::new(l).map(|a| Arc::new(a) as Arc<dyn Actuator>))
+    })
+}
 use reqwest::StatusCode;
 use serde::Deserialize;
 
@@ -96,6 +108,22 @@ impl Actuator for LocalActuator {
                     body.chars().take(200).collect::<String>()
                 ))
             })
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WorkloadRef>, ActError>> {
+        Box::pin(async move {
+            // The supervisor's services are plain names; `namespace/name` is Kubernetes'.
+            if service.contains('/') {
+                return Ok(None);
+            }
+            Ok(self
+                .replicas(service)
+                .await?
+                .map(|_| WorkloadRef::local(service)))
         })
     }
 

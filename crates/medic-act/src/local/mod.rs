@@ -10,7 +10,7 @@ mod instance;
 mod spec;
 mod supervisor;
 
-pub use client::LocalActuator;
+pub use client::{LocalActuator, from_config};
 pub use spec::{
     InstanceStatus, MAX_REPLICAS, ReleaseSpec, RestartPolicy, WorkloadSpec, WorkloadStatus,
 };

@@ -19,6 +19,7 @@ const SOURCE_TYPES: &[(&str, KindReader)] = &[
     ("kubernetes_logs", super::log_format::kubernetes_logs),
     ("stdin", super::log_format::stdin),
     ("syslog", super::syslog::read),
+    ("kubernetes", kubernetes),
 ];
 
 pub(super) fn read(node: &Node, cx: &mut Ctx) -> Vec<SourceConfig> {
@@ -209,4 +210,51 @@ fn change_calendar(m: &mut MapReader) -> Option<SourceKind> {
     Some(SourceKind::ChangeCalendar {
         path: m.path("path", true)?,
     })
+}
+
+/// `type: kubernetes`.
+fn kubernetes(m: &mut MapReader) -> Option<SourceKind> {
+    use crate::types::{KubeWatch, KubernetesSourceConfig};
+    let d = KubernetesSourceConfig::default();
+    let connection = super::actuators::kube_connection(m);
+    let namespaces = m.str_list("namespaces", false).unwrap_or_default();
+    let exclude_namespaces = m
+        .str_list("exclude_namespaces", false)
+        .unwrap_or(d.exclude_namespaces);
+    let watch = match m.str_list("watch", false) {
+        None => d.watch,
+        Some(list) => {
+            let mut out = Vec::new();
+            for w in list {
+                match KubeWatch::parse(&w) {
+                    Some(k) if !out.contains(&k) => out.push(k),
+                    Some(_) => {}
+                    None => {
+                        let expected: Vec<&str> =
+                            KubeWatch::ALL.iter().map(|k| k.as_str()).collect();
+                        m.cx.error(
+                            m.pos,
+                            format!(
+                                "invalid `watch` entry `{w}` in {}: expected any of {}",
+                                m.what(),
+                                expected.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            out
+        }
+    };
+    let scrape = m.bool_or("scrape_annotated_pods", true);
+    let interval = m.duration_or("scrape_interval", Duration::from_secs(5), false);
+    let scrape_timeout = m.duration_or("scrape_timeout", d.scrape_timeout, false);
+    Some(SourceKind::Kubernetes(KubernetesSourceConfig {
+        connection,
+        namespaces,
+        exclude_namespaces,
+        watch,
+        scrape_interval: scrape.then_some(interval),
+        scrape_timeout,
+    }))
 }

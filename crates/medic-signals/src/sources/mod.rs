@@ -1,6 +1,8 @@
 //! One file per source kind; `build` is the registry (one line per kind).
 
 pub(crate) mod change_calendar;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod kubernetes;
 pub(crate) mod kubernetes_logs;
 pub(crate) mod log_files;
 pub(crate) mod process_events;
@@ -50,6 +52,13 @@ pub(crate) fn build(
         SourceKind::Stdin { .. } => stdin::StdinSource::build(cfg, redactor),
         SourceKind::PrometheusQuery { .. } => prometheus_query::PrometheusQuerySource::build(cfg),
         SourceKind::Syslog(_) => syslog::SyslogSource::build(cfg),
+        #[cfg(feature = "kubernetes")]
+        SourceKind::Kubernetes(_) => kubernetes::build(cfg, redactor),
+        #[cfg(not(feature = "kubernetes"))]
+        SourceKind::Kubernetes(_) => Err(invalid(
+            cfg,
+            "this medic was built without the `kubernetes` feature",
+        )),
     }
 }
 
