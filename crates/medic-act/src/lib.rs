@@ -41,6 +41,16 @@ pub trait Actuator: Send + Sync {
         let _ = service;
         Box::pin(async { Ok(None) })
     }
+    /// The memory limit of a workload's container (`None`: the first container), in bytes;
+    /// `None` when unknown or unlimited.
+    fn memory_limit<'a>(
+        &'a self,
+        service: &'a str,
+        container: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<u64>, ActError>> {
+        let _ = (service, container);
+        Box::pin(async { Ok(None) })
+    }
     /// What `execute` would do, changing nothing: a server-side dry run where the platform
     /// has one. The default says plainly that this actuator cannot check.
     fn dry_run<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<ActionReport, ActError>> {

@@ -148,6 +148,22 @@ impl Actuator for Actuators {
         Box::pin(self.resolve_service(service))
     }
 
+    fn memory_limit<'a>(
+        &'a self,
+        service: &'a str,
+        container: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<u64>, ActError>> {
+        Box::pin(async move {
+            let Some(w) = self.resolve_service(service).await? else {
+                return Ok(None);
+            };
+            match self.for_platform(w.kind.platform()) {
+                Some(a) => a.memory_limit(service, container).await,
+                None => Ok(None),
+            }
+        })
+    }
+
     fn dry_run<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<ActionReport, ActError>> {
         Box::pin(async move {
             let (actuator, action) = self.route(action).await?;

@@ -439,40 +439,6 @@ fn is_weak(f: &Finding) -> bool {
     )
 }
 
-/// Used when no actuator is configured: every action is refused, plainly.
-pub struct NoActuator;
-
-impl Actuator for NoActuator {
-    fn name(&self) -> &str {
-        "none"
-    }
-    fn execute<'a>(
-        &'a self,
-        _key: &'a str,
-        action: &'a medic_core::Action,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<medic_act::ActionReport, medic_act::ActError>>
-                + Send
-                + 'a,
-        >,
-    > {
-        Box::pin(async move {
-            Err(medic_act::ActError::Rejected(format!(
-                "no actuator is configured, so {action} cannot run: add `actuators.local` to medic.yaml"
-            )))
-        })
-    }
-    fn replicas<'a>(
-        &'a self,
-        _service: &'a str,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Option<u32>, medic_act::ActError>> + Send + 'a>,
-    > {
-        Box::pin(async { Ok(None) })
-    }
-}
-
 /// A running agent: its sources, its loop, and the handles to watch and stop it.
 pub struct Running {
     pub timeline: broadcast::Receiver<TimelineEvent>,
@@ -512,19 +478,21 @@ impl Running {
     }
 }
 
-/// Builds the actuator the config asks for.
-pub fn build_actuator(cfg: &Config) -> Result<Arc<dyn Actuator>, AgentError> {
-    Ok(match &cfg.actuators.local {
-        Some(local) => Arc::new(medic_act::local::LocalActuator::new(local)?),
-        None => Arc::new(NoActuator),
-    })
+/// Builds the actuators the config enables, behind the registry that routes each action to
+/// the one for its target (none enabled: every action is refused, plainly).
+pub async fn build_actuator(cfg: &Config) -> Result<Arc<dyn Actuator>, AgentError> {
+    Ok(Arc::new(medic_act::Actuators::build(&cfg.actuators).await?))
 }
 
 /// Starts sources and the agent loop on the current tokio runtime. With `server.enabled`,
 /// the HTTP server is started in the background (its bind error is logged, and
 /// `server_addr` stays `None`): use [`start_async`] to wait for it and get its address.
-pub fn start(cfg: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Running, AgentError> {
-    let parts = start_parts(cfg, store, clock)?;
+pub async fn start(
+    cfg: Config,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, AgentError> {
+    let parts = start_parts(cfg, store, clock).await?;
     if let Some(server) = parts.server {
         tokio::spawn(async move {
             match server.await {
@@ -547,7 +515,7 @@ pub async fn start_async(
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<Running, AgentError> {
-    let parts = start_parts(cfg, store, clock)?;
+    let parts = start_parts(cfg, store, clock).await?;
     let mut running = parts.running;
     if let Some(server) = parts.server {
         match server.await {
@@ -576,8 +544,12 @@ struct Parts {
     server: Option<ServerFuture>,
 }
 
-fn start_parts(cfg: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Result<Parts, AgentError> {
-    let actuator = build_actuator(&cfg)?;
+async fn start_parts(
+    cfg: Config,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Parts, AgentError> {
+    let actuator = build_actuator(&cfg).await?;
     let (tx, rx) = mpsc::channel(16_384);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let stats = Arc::new(medic_signals::SourceStats::default());

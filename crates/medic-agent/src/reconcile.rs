@@ -128,31 +128,33 @@ impl Agent {
             .top()
             .map(|h| h.target.clone())
             .unwrap_or_default();
-        let replicas = match self.actuator.replicas(&target).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("could not read replicas of {target}: {e}");
-                None
-            }
-        };
-        let mut plan = match medic_policy::plan(&inc, &diagnosis, &self.cfg.policies, replicas) {
-            Ok(p) => p,
-            Err(no) => {
-                self.audit(AuditEvent::NoPlan {
-                    incident: id.to_string(),
-                    reason: no.reason.clone(),
-                })?;
-                return self
-                    .escalate(id, &format!("no plan: {}", no.reason), None)
-                    .await;
-            }
-        };
+        let observed = observe(
+            &self.actuator,
+            &self.cfg.policies,
+            &target,
+            &inc,
+            &diagnosis,
+        )
+        .await;
+        let mut plan =
+            match medic_policy::plan_observed(&inc, &diagnosis, &self.cfg.policies, &observed) {
+                Ok(p) => p,
+                Err(no) => {
+                    self.audit(AuditEvent::NoPlan {
+                        incident: id.to_string(),
+                        reason: no.reason.clone(),
+                    })?;
+                    return self
+                        .escalate(id, &format!("no plan: {}", no.reason), None)
+                        .await;
+                }
+            };
         plan.verify = verifiable(&plan.verify, &plan.action.target);
         let executions = self.store.executions_since(now.plus_secs(-3600.0))?;
         let history = History {
             executions,
             in_flight: self.in_flight.len() as u32,
-            attempts_this_incident: inc.executions.len() as u32,
+            attempts_this_incident: medic_policy::attempts_of(&inc, &plan.policy),
             incident: id.to_string(),
             planned_services: self.planned_services(now),
         };
@@ -189,6 +191,9 @@ impl Agent {
             Decision::Execute if action.kind == ActionKind::NoAction => {
                 self.close(id, "policy says no action")
             }
+            Decision::Execute | Decision::NeedsApproval if self.cfg.agent.dry_run => {
+                self.dry_run(id, action, decision).await
+            }
             Decision::Execute => self.dispatch(id, action),
             Decision::NeedsApproval => {
                 self.set_state(id, IncidentState::AwaitingApproval)?;
@@ -216,6 +221,50 @@ impl Agent {
                 )
                 .await
             }
+        }
+    }
+
+    /// `agent.dry_run`: the action the guards allowed is checked by the actuator's dry run
+    /// (server-side where it has one), recorded, and nothing is changed.
+    async fn dry_run(
+        &mut self,
+        id: &str,
+        action: Action,
+        decision: Decision,
+    ) -> Result<(), AgentError> {
+        let result = self.actuator.dry_run(&action).await;
+        let (detail, ok) = match &result {
+            Ok(r) => (r.detail.clone(), true),
+            Err(e) => (e.to_string(), false),
+        };
+        let waited = if decision == Decision::NeedsApproval {
+            " (after approval)"
+        } else {
+            ""
+        };
+        self.audit(AuditEvent::DryRun {
+            incident: id.to_string(),
+            action: action.clone(),
+            accepted: ok,
+            detail: detail.clone(),
+        })?;
+        if ok {
+            self.close(
+                id,
+                &format!("dry run: would run {action}{waited}: {detail}"),
+            )
+        } else {
+            let escalation = self
+                .incidents
+                .get(id)
+                .and_then(|i| i.plan.as_ref())
+                .and_then(|p| p.escalation.clone());
+            self.escalate(
+                id,
+                &format!("dry run: {action} would fail: {detail}"),
+                escalation.as_deref(),
+            )
+            .await
         }
     }
 
@@ -608,10 +657,13 @@ impl Agent {
                 inc.outcome = Some(outcome);
                 let plan = inc.plan.clone();
                 let attempts = inc.executions.len() as u32;
-                if let Some(p) = &plan
-                    && attempts < p.max_attempts
-                {
-                    // Try again: the guards decide whether another attempt is allowed now.
+                let more = inc
+                    .diagnosis
+                    .as_ref()
+                    .is_some_and(|d| medic_policy::attempts_left(inc, d, &self.cfg.policies));
+                if plan.is_some() && more {
+                    // Try again (the same policy, or the next rung of the ladder): the
+                    // guards decide whether another attempt is allowed now.
                     inc.state = IncidentState::Diagnosed;
                     self.save(id)?;
                     return Ok(());
@@ -835,5 +887,57 @@ mod tests {
                 sym("a", FindingKind::ErrorRate)
             ]
         );
+    }
+}
+
+/// What the actuator reports about the target before planning: its typed object, its
+/// replicas, and the memory limit a `set_resources` policy would raise. A failure to
+/// read is logged and leaves the value unknown (the planner then says what it lacks).
+async fn observe(
+    actuator: &std::sync::Arc<dyn medic_act::Actuator>,
+    policies: &[medic_config::Policy],
+    target: &str,
+    inc: &medic_core::Incident,
+    diagnosis: &medic_core::Diagnosis,
+) -> medic_policy::Observed {
+    let workload = match actuator.resolve(target).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("could not resolve {target} to a workload: {e}");
+            None
+        }
+    };
+    let replicas = match actuator.replicas(target).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("could not read replicas of {target}: {e}");
+            None
+        }
+    };
+    // Only when a set_resources policy could be chosen: one more API read otherwise.
+    let resources = diagnosis.top().and_then(|top| {
+        policies.iter().find(|p| {
+            p.action == ActionKind::SetResources
+                && p.causes.contains(&top.cause)
+                && medic_policy::attempts_of(inc, &p.name) < p.max_attempts
+        })
+    });
+    let memory_limit_bytes = match resources {
+        Some(p) => match actuator
+            .memory_limit(target, p.resources.container.as_deref())
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("could not read the memory limit of {target}: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    medic_policy::Observed {
+        workload,
+        replicas,
+        memory_limit_bytes,
     }
 }

@@ -87,6 +87,9 @@ pub struct AgentConfig {
     pub diagnosis_settle: Duration,
     /// How far back a change (deploy, config change) counts as "recent" for diagnosis.
     pub change_lookback: Duration,
+    /// Decide and audit everything, change nothing: each action the guards allow is checked
+    /// with the actuator's dry run (server-side where the platform has one) and recorded.
+    pub dry_run: bool,
 }
 
 impl Default for AgentConfig {
@@ -95,6 +98,7 @@ impl Default for AgentConfig {
             tick: Duration::from_secs(1),
             diagnosis_settle: Duration::from_secs(3),
             change_lookback: Duration::from_secs(300),
+            dry_run: false,
         }
     }
 }
@@ -670,6 +674,8 @@ pub struct Policy {
     pub action: ActionKind,
     /// For `scale_workload`.
     pub scale: ScaleParams,
+    /// For `set_resources`.
+    pub resources: ResourceParams,
     /// Below this diagnosis confidence, recommend instead of acting.
     pub confidence_threshold: f64,
     pub mode: Mode,
@@ -697,6 +703,7 @@ impl Default for Policy {
             services: Vec::new(),
             action: ActionKind::NoAction,
             scale: ScaleParams::default(),
+            resources: ResourceParams::default(),
             confidence_threshold: 0.7,
             mode: Mode::Recommend,
             max_attempts: 1,
@@ -706,6 +713,27 @@ impl Default for Policy {
             escalation: None,
             location: Location::default(),
             verify_promql: Vec::new(),
+        }
+    }
+}
+
+/// `resources:` of a `set_resources` policy: how far a memory limit may be raised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceParams {
+    /// New limit = ceil(current × factor), at most `max_memory_bytes`.
+    pub memory_factor: f64,
+    /// The bound: a limit is never raised above this.
+    pub max_memory_bytes: u64,
+    /// The container whose limit is raised; `None`: the workload's first container.
+    pub container: Option<String>,
+}
+
+impl Default for ResourceParams {
+    fn default() -> Self {
+        ResourceParams {
+            memory_factor: 1.5,
+            max_memory_bytes: 1 << 30,
+            container: None,
         }
     }
 }

@@ -92,7 +92,7 @@ fn bad_cause_and_action_list_the_catalogue() {
     let e = one_error(
         "policies:\n  - name: p\n    match: { cause: memory_leak }\n    action: reboot\n",
     );
-    assert!(e.starts_with("4:13: invalid `action` in policy `p`: expected one of `restart_workload`, `scale_workload`, `rollback_release`, `revert_config`, `no_action`, found `reboot`"), "{e}");
+    assert!(e.starts_with("4:13: invalid `action` in policy `p`: expected one of `restart_workload`, `scale_workload`, `rollback_release`, `revert_config`, `delete_pod`, `set_resources`, `cordon_node`, `drain_node`, `isolate_workload`, `no_action`, found `reboot`"), "{e}");
 }
 
 #[test]

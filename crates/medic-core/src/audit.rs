@@ -57,6 +57,13 @@ pub enum AuditEvent {
         action: Action,
         error: String,
     },
+    /// `agent.dry_run`: the action was checked by the actuator's dry run, nothing changed.
+    DryRun {
+        incident: String,
+        action: Action,
+        accepted: bool,
+        detail: String,
+    },
     VerificationStarted {
         incident: String,
         window_s: f64,
@@ -103,6 +110,7 @@ impl AuditEvent {
             AuditEvent::ActionStarted { .. } => "action_started",
             AuditEvent::ActionExecuted { .. } => "action_executed",
             AuditEvent::ActionFailed { .. } => "action_failed",
+            AuditEvent::DryRun { .. } => "dry_run",
             AuditEvent::VerificationStarted { .. } => "verification_started",
             AuditEvent::VerificationPassed { .. } => "verification_passed",
             AuditEvent::VerificationFailed { .. } => "verification_failed",
@@ -126,6 +134,7 @@ impl AuditEvent {
             | AuditEvent::ActionStarted { incident, .. }
             | AuditEvent::ActionExecuted { incident, .. }
             | AuditEvent::ActionFailed { incident, .. }
+            | AuditEvent::DryRun { incident, .. }
             | AuditEvent::VerificationStarted { incident, .. }
             | AuditEvent::VerificationPassed { incident, .. }
             | AuditEvent::VerificationFailed { incident, .. }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod diagnosis;
 pub mod finding;
 pub mod incident;
+pub mod quantity;
 pub mod signal;
 pub mod time;
 pub mod topology;

@@ -15,7 +15,8 @@ pub struct History {
     pub executions: Vec<Execution>,
     /// Actions executing right now.
     pub in_flight: u32,
-    /// Attempts already made for the incident this plan is for.
+    /// Attempts the plan's policy already made for the incident this plan is for (another
+    /// policy's attempts do not count: policies for one cause form a ladder).
     pub attempts_this_incident: u32,
     /// The incident this plan is for: its own earlier attempts are governed by
     /// `max_attempts`, not by the cooldown.

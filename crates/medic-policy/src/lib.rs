@@ -11,4 +11,4 @@ mod plan;
 pub use decide::{decide, explain};
 pub use glob::glob_matches;
 pub use guards::{History, Verdict};
-pub use plan::{NoPlan, plan};
+pub use plan::{NoPlan, Observed, attempts_left, attempts_of, plan, plan_observed};

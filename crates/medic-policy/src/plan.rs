@@ -1,8 +1,18 @@
 //! From diagnosis to plan: the first policy that covers the top hypothesis decides what to do.
 
 use crate::glob::glob_matches;
-use medic_config::{Policy, ScaleParams};
-use medic_core::{Action, ActionKind, Diagnosis, Incident, Plan};
+use medic_config::{Policy, ResourceParams, ScaleParams};
+use medic_core::{Action, ActionKind, Diagnosis, Incident, Plan, WorkloadRef};
+
+/// What the actuator reported about the target right before planning.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The typed object the target resolved to, if an actuator knows it.
+    pub workload: Option<WorkloadRef>,
+    pub replicas: Option<u32>,
+    /// The memory limit of the container a `set_resources` policy would raise.
+    pub memory_limit_bytes: Option<u64>,
+}
 
 /// Why no plan could be made, in words for the audit log and the escalation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -28,12 +38,35 @@ pub fn plan(
     policies: &[Policy],
     current_replicas: Option<u32>,
 ) -> Result<Plan, NoPlan> {
+    let observed = Observed {
+        replicas: current_replicas,
+        ..Observed::default()
+    };
+    plan_observed(incident, diagnosis, policies, &observed)
+}
+
+/// Policies that cover the top hypothesis form a ladder, in the order written: the first
+/// whose attempts in this incident are not used up makes the plan (restart first, then raise
+/// the memory limit). When every rung is used up, the last one is planned and the
+/// `max_attempts` guard says no.
+pub fn plan_observed(
+    incident: &Incident,
+    diagnosis: &Diagnosis,
+    policies: &[Policy],
+    observed: &Observed,
+) -> Result<Plan, NoPlan> {
+    let current_replicas = observed.replicas;
     let top = diagnosis
         .top()
         .ok_or_else(|| NoPlan::new("the diagnosis has no hypotheses"))?;
-    let policy = policies
+    let matching: Vec<&Policy> = policies
         .iter()
-        .find(|p| p.causes.contains(&top.cause) && covers_service(p, &top.target))
+        .filter(|p| p.causes.contains(&top.cause) && covers_service(p, &top.target))
+        .collect();
+    let policy = matching
+        .iter()
+        .find(|p| attempts_of(incident, &p.name) < p.max_attempts)
+        .or(matching.last())
         .ok_or_else(|| {
             NoPlan::new(format!(
                 "no policy matches cause {} on {}",
@@ -49,6 +82,21 @@ pub fn plan(
         )?),
         _ => None,
     };
+    let memory_limit_bytes = match policy.action {
+        ActionKind::SetResources => Some(memory_target(
+            &policy.name,
+            &top.target,
+            &policy.resources,
+            observed.memory_limit_bytes,
+        )?),
+        _ => None,
+    };
+    let workload = observed.workload.clone().map(|mut w| {
+        if policy.action == ActionKind::SetResources {
+            w.container = policy.resources.container.clone().or(w.container);
+        }
+        w
+    });
     Ok(Plan {
         policy: policy.name.clone(),
         cause: top.cause,
@@ -56,8 +104,8 @@ pub fn plan(
             kind: policy.action,
             target: top.target.clone(),
             replicas,
-            workload: None,
-            memory_limit_bytes: None,
+            workload,
+            memory_limit_bytes,
         },
         mode: policy.mode,
         confidence: top.confidence,
@@ -70,6 +118,56 @@ pub fn plan(
         previous_replicas: replicas.and(current_replicas),
         escalation: policy.escalation.clone(),
     })
+}
+
+/// Attempts a policy made in this incident.
+pub fn attempts_of(incident: &Incident, policy: &str) -> u32 {
+    incident
+        .executions
+        .iter()
+        .filter(|e| e.policy == policy)
+        .count() as u32
+}
+
+/// Whether a policy covering the top hypothesis still has attempts left in this incident
+/// (the same one again, or the next rung of the ladder).
+pub fn attempts_left(incident: &Incident, diagnosis: &Diagnosis, policies: &[Policy]) -> bool {
+    let Some(top) = diagnosis.top() else {
+        return false;
+    };
+    policies.iter().any(|p| {
+        p.causes.contains(&top.cause)
+            && covers_service(p, &top.target)
+            && attempts_of(incident, &p.name) < p.max_attempts
+    })
+}
+
+/// The memory limit to raise to: above `current`, at most the policy's bound, or no plan.
+fn memory_target(
+    policy: &str,
+    service: &str,
+    resources: &ResourceParams,
+    current: Option<u64>,
+) -> Result<u64, NoPlan> {
+    use medic_core::quantity::format_bytes;
+    let current = current.ok_or_else(|| {
+        NoPlan::new(format!(
+            "policy {policy} raises the memory limit of {service}, but its current limit is unknown (none set, or no actuator knows it)"
+        ))
+    })?;
+    let raised = (current as f64 * resources.memory_factor).ceil();
+    // Round up to a whole MiB: limits people read are in Mi.
+    let mib = (1u64 << 20) as f64;
+    let raised = ((raised / mib).ceil() * mib).min(resources.max_memory_bytes as f64) as u64;
+    if raised > current {
+        Ok(raised)
+    } else {
+        Err(NoPlan::new(format!(
+            "the memory limit of {service} is {} and policy {policy} allows at most {}: raising it is not allowed",
+            format_bytes(current),
+            format_bytes(resources.max_memory_bytes)
+        )))
+    }
 }
 
 fn covers_service(policy: &Policy, service: &str) -> bool {

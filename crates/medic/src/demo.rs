@@ -226,7 +226,7 @@ async fn drive(
             )
         })?;
     let store = Arc::new(Store::open(store_path)?);
-    let running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock))?;
+    let running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock)).await?;
     let mut timeline = running.timeline.resubscribe();
     let printer = tokio::spawn(async move {
         while let Ok(ev) = timeline.recv().await {

@@ -9,6 +9,7 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> AgentConfig {
         tick: m.duration_or("tick", d.tick, false),
         diagnosis_settle: m.duration_or("diagnosis_settle", d.diagnosis_settle, true),
         change_lookback: m.duration_or("change_lookback", d.change_lookback, true),
+        dry_run: m.bool_or("dry_run", d.dry_run),
     };
     m.finish();
     c

@@ -3,7 +3,7 @@
 
 use crate::node::{Node, Value};
 use crate::reader::{Ctx, MapReader, seq_items, to_enum, to_non_empty_string};
-use crate::types::{Location, Policy, ScaleParams};
+use crate::types::{Location, Policy, ResourceParams, ScaleParams};
 use medic_core::{ActionKind, Cause, Mode};
 
 const MODES: [&str; 4] = ["shadow", "recommend", "approve", "auto"];
@@ -51,6 +51,8 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
         .and_then(|a| ActionKind::parse(&a));
     let scale_node = m.node("scale");
     let scale = scale_node.map(|n| read_scale(n, m.what().to_string(), m.cx));
+    let resources_node = m.node("resources");
+    let resources = resources_node.map(|n| read_resources(n, m.what().to_string(), m.cx));
     let confidence_threshold = m.f64_or(
         "confidence_threshold",
         d.confidence_threshold,
@@ -78,6 +80,15 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
         );
         m.cx.error(scale_node.pos, msg);
     }
+    if let (Some(action), Some(node)) = (action, resources_node)
+        && action != ActionKind::SetResources
+    {
+        let msg = format!(
+            "`resources` in {} is only used by action `set_resources`, found action `{action}`: remove `resources` or change the action",
+            m.what()
+        );
+        m.cx.error(node.pos, msg);
+    }
     // A planned event (a sale, a batch job) is expected load: replacing processes under it
     // makes things worse, so the config refuses such a policy outright.
     if let (Some(action), Some(causes)) = (action, &causes)
@@ -98,6 +109,7 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
         services,
         action: action?,
         scale: scale.flatten().unwrap_or_default(),
+        resources: resources.flatten().unwrap_or_default(),
         confidence_threshold,
         mode,
         max_attempts,
@@ -147,6 +159,44 @@ fn read_match(node: &Node, policy: String, cx: &mut Ctx) -> (Option<Vec<Cause>>,
     let services = m.str_list("services", false).unwrap_or_default();
     m.finish();
     (causes, services)
+}
+
+fn read_resources(node: &Node, policy: String, cx: &mut Ctx) -> Option<ResourceParams> {
+    let d = ResourceParams::default();
+    let mut m = MapReader::new(node, format!("`resources` of {policy}"), cx);
+    let memory_factor = m.f64_or(
+        "memory_factor",
+        d.memory_factor,
+        |v| v > 1.0 && v <= 16.0,
+        "a number above 1 and at most 16",
+    );
+    let max_memory_bytes = m
+        .field("max_memory", false, to_quantity_bytes)
+        .unwrap_or(d.max_memory_bytes);
+    let container = m.field("container", false, to_non_empty_string);
+    m.finish();
+    Some(ResourceParams {
+        memory_factor,
+        max_memory_bytes,
+        container,
+    })
+}
+
+/// A memory quantity as Kubernetes writes it (`512Mi`, `1Gi`, `1G`, `134217728`).
+fn to_quantity_bytes(n: &Node, label: &str, cx: &mut Ctx) -> Option<u64> {
+    let raw = crate::reader::to_string(n, label, cx)?.trim().to_string();
+    match medic_core::quantity::parse_bytes(&raw) {
+        Some(b) if b > 0 => Some(b),
+        _ => {
+            cx.error(
+                n.pos,
+                format!(
+                    "invalid {label}: expected a memory quantity such as `512Mi` or `1Gi`, found `{raw}`"
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn read_scale(node: &Node, policy: String, cx: &mut Ctx) -> Option<ScaleParams> {
