@@ -114,7 +114,7 @@ pub enum ActError {
 }
 
 impl ActError {
-    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> ActError {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> ActError {
         ActError::Io {
             path: path.as_ref().display().to_string(),
             source,

@@ -4,6 +4,7 @@
 
 use crate::DemoError;
 use crate::loadgen::LoadGen;
+use crate::supervisor::Supervisor;
 use crate::topology::{self, BAD_RELEASE};
 use axum::Router;
 use axum::body::Bytes;
@@ -11,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use medic_act::local::Supervisor;
 use medic_core::{ChangeEvent, ChangeKind, Ts};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

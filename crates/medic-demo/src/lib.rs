@@ -1,11 +1,12 @@
 //! The local demo estate: demo services, load generator, fault injector, and the estate
-//! process that runs them under the `medic-act` supervisor on 127.0.0.1.
+//! process that runs them under its own process supervisor ([`supervisor`]) on 127.0.0.1.
 
 pub mod endpoints;
 pub mod estate;
 pub mod loadgen;
 pub mod prng;
 pub mod service;
+pub mod supervisor;
 pub mod topology;
 
 use std::path::PathBuf;

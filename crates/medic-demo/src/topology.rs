@@ -2,7 +2,7 @@
 //! configs and the argv the supervisor runs them with.
 
 use crate::service::config::ServiceConfig;
-use medic_act::local::{ReleaseSpec, RestartPolicy, WorkloadSpec};
+use crate::supervisor::{ReleaseSpec, RestartPolicy, WorkloadSpec};
 use medic_core::Topology;
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! What the supervisor is asked to run, and what it reports back.
 
-use crate::ActError;
+use medic_act::ActError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 

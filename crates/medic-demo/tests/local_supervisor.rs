@@ -1,9 +1,10 @@
 //! The supervisor against real processes on loopback. The child is a small python3 HTTP
 //! server whose behaviour is chosen by its release's extra argument and its config.
 
-use medic_act::local::{LocalActuator, ReleaseSpec, RestartPolicy, Supervisor, WorkloadSpec};
+use medic_act::local::LocalActuator;
 use medic_act::{ActError, Actuator};
 use medic_core::{Action, ActionKind, ChangeEvent, ChangeKind, ProcessEventRecord, Ts};
+use medic_demo::supervisor::{ReleaseSpec, RestartPolicy, Supervisor, WorkloadSpec};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,9 @@
 //! One instance's life: spawn, watch for exit, classify it, restart with crash backoff. One
 //! tokio task per instance; it ends when asked to stop or when the restart policy says so.
 
+use super::core::Inner;
 use super::files::{Placeholders, append_json_line, exit_reason, fill_argv};
 use super::spec::RestartPolicy;
-use super::supervisor::Inner;
 use medic_core::{ProcessEvent, ProcessEventKind, ProcessEventRecord, Ts};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;

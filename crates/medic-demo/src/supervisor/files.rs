@@ -1,6 +1,6 @@
 //! Small file and OS helpers of the supervisor, kept pure where possible so they unit-test.
 
-use crate::ActError;
+use medic_act::ActError;
 use std::io::Write;
 use std::path::Path;
 

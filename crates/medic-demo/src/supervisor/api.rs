@@ -1,14 +1,14 @@
 //! The supervisor's control API (JSON over HTTP). Bodies are parsed by hand rather than with
 //! axum's `Json` extractor, so every malformed body gets a 400 naming what was expected.
 
-use super::supervisor::Supervisor;
-use crate::ActError;
+use super::core::Supervisor;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use medic_act::ActError;
 use medic_core::{Action, ChangeEvent};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

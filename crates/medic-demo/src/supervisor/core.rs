@@ -4,7 +4,7 @@
 use super::files::{allocate_port, append_json_line, read_rss, write_atomic};
 use super::instance;
 use super::spec::{InstanceStatus, MAX_REPLICAS, WorkloadSpec, WorkloadStatus, validate_specs};
-use crate::{ActError, ActionReport, Actuator, BoxFuture};
+use medic_act::{ActError, ActionReport, Actuator, BoxFuture};
 use medic_core::{Action, ActionKind, ChangeEvent, ChangeKind, Ts};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
