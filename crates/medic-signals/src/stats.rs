@@ -94,10 +94,19 @@ pub enum Counter {
     OtlpDeltaReset,
     /// OTLP delta series forgotten to stay under the cap (least recently updated first).
     OtlpDeltaSeriesEvicted,
+    /// Kubernetes API requests or watches that could not reach the API server (connection
+    /// refused, TLS, timeout); retried with back-off.
+    KubeApiUnreachable,
+    /// Kubernetes API requests refused with 401/403 (credentials or RBAC); retried with back-off.
+    KubeApiForbidden,
+    /// Other Kubernetes watch errors (5xx, undecodable objects, server-side watch errors).
+    KubeWatchError,
+    /// Kubernetes watches that started over with a full list (410 Gone, reconnects).
+    KubeRelisted,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 41] = [
+    pub const ALL: [Counter; 45] = [
         Counter::LinesRead,
         Counter::RecordsEmitted,
         Counter::InvalidUtf8,
@@ -139,6 +148,10 @@ impl Counter {
         Counter::OtlpDeltaOutOfOrder,
         Counter::OtlpDeltaReset,
         Counter::OtlpDeltaSeriesEvicted,
+        Counter::KubeApiUnreachable,
+        Counter::KubeApiForbidden,
+        Counter::KubeWatchError,
+        Counter::KubeRelisted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -184,6 +197,10 @@ impl Counter {
             Counter::OtlpDeltaOutOfOrder => "otlp_delta_out_of_order",
             Counter::OtlpDeltaReset => "otlp_delta_reset",
             Counter::OtlpDeltaSeriesEvicted => "otlp_delta_series_evicted",
+            Counter::KubeApiUnreachable => "kube_api_unreachable",
+            Counter::KubeApiForbidden => "kube_api_forbidden",
+            Counter::KubeWatchError => "kube_watch_error",
+            Counter::KubeRelisted => "kube_relisted",
         }
     }
 

@@ -176,6 +176,49 @@ fn describe(e: &reqwest::Error) -> String {
     msg
 }
 
+/// Scrapes every target concurrently, so that one slow target does not delay the others'
+/// samples, and emits one `Metrics` (or `TargetDown`) signal per target; false when the
+/// source should stop. Shared with the `kubernetes` source's annotated-pod scrapes.
+pub(crate) async fn scrape_targets(
+    ctx: &mut SourceContext,
+    source: &str,
+    client: &reqwest::Client,
+    targets: Vec<Target>,
+) -> bool {
+    let mut set = JoinSet::new();
+    for target in targets {
+        let client = client.clone();
+        let stats = Arc::clone(&ctx.stats);
+        set.spawn(async move {
+            let result = scrape(&client, &target.url, &stats).await;
+            (target, result, Ts::now())
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let Ok((target, result, ts)) = joined else {
+            continue;
+        };
+        let payload = match result {
+            Ok(samples) => SignalPayload::Metrics { samples },
+            Err(error) => {
+                ctx.stats.incr(Counter::ScrapeFailed);
+                SignalPayload::TargetDown { error }
+            }
+        };
+        let signal = Signal {
+            ts,
+            source: source.to_string(),
+            service: target.service,
+            instance: target.instance,
+            payload,
+        };
+        if !ctx.emit(signal).await {
+            return false;
+        }
+    }
+    true
+}
+
 impl PrometheusScrapeSource {
     async fn read_file_sd(path: &Path) -> Result<Vec<Target>, String> {
         let text = tokio::fs::read_to_string(path)
@@ -207,37 +250,8 @@ impl PrometheusScrapeSource {
             targets.sort();
             targets.dedup();
 
-            // Concurrently, so that one slow target does not delay the others' samples.
-            let mut set = JoinSet::new();
-            for target in targets {
-                let client = self.client.clone();
-                let stats = Arc::clone(&ctx.stats);
-                set.spawn(async move {
-                    let result = scrape(&client, &target.url, &stats).await;
-                    (target, result, Ts::now())
-                });
-            }
-            while let Some(joined) = set.join_next().await {
-                let Ok((target, result, ts)) = joined else {
-                    continue;
-                };
-                let payload = match result {
-                    Ok(samples) => SignalPayload::Metrics { samples },
-                    Err(error) => {
-                        ctx.stats.incr(Counter::ScrapeFailed);
-                        SignalPayload::TargetDown { error }
-                    }
-                };
-                let signal = Signal {
-                    ts,
-                    source: self.name.clone(),
-                    service: target.service,
-                    instance: target.instance,
-                    payload,
-                };
-                if !ctx.emit(signal).await {
-                    return;
-                }
+            if !scrape_targets(&mut ctx, &self.name, &self.client, targets).await {
+                return;
             }
             if !ctx.next_period(&mut next, self.interval).await {
                 return;

@@ -1,0 +1,532 @@
+//! What the source remembers between watch items, and the dispatch of each item to its kind's
+//! file. One task owns it all (no locks): items of all watches arrive through one merged
+//! stream.
+
+use super::super::prometheus_scrape::Target;
+use super::common::{Out, ns_name};
+use super::configmaps::{ConfigMapObs, config_changes, fingerprint};
+use super::events::{EventDedupe, observe_event};
+use super::health::Health;
+use super::nodes::{NodeObs, observe_node};
+use super::owners::{Owners, Resolution};
+use super::pods::{PodObs, observe_pod, pod_key};
+use super::scrape::target_of;
+use super::watch::{Item, Tagged};
+use super::workloads::{
+    WorkloadKind, WorkloadObs, WorkloadView, observe_workload, view_daemonset, view_deployment,
+    view_statefulset,
+};
+use crate::redact::Redactor;
+use crate::stats::{Counter, SourceStats};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Node, Pod};
+use kube::Api;
+use kube::runtime::watcher::Event;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A ReplicaSet fetched on a cache miss must not hold up every other watch for long.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Key = (String, String);
+
+/// Which namespaces are watched: the listed ones, or all but the excluded ones.
+pub(crate) struct Namespaces {
+    pub only: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Namespaces {
+    pub(crate) fn allowed(&self, ns: &str) -> bool {
+        if self.only.is_empty() {
+            !self.exclude.iter().any(|e| e == ns)
+        } else {
+            self.only.iter().any(|o| o == ns)
+        }
+    }
+}
+
+/// Which kinds' signals are wanted (a kind may be watched only to serve another: ReplicaSets
+/// for pod owners, workloads for ConfigMap references, pods for scrape targets).
+pub(crate) struct Emit {
+    pub pods: bool,
+    pub events: bool,
+    pub workloads: bool,
+    pub configmaps: bool,
+    pub nodes: bool,
+}
+
+/// A relist in progress: the keys listed so far, to drop what was not listed at the end.
+struct Relist {
+    namespace: Option<Arc<str>>,
+    seen: HashSet<Key>,
+}
+
+pub(crate) struct State {
+    pub source: String,
+    pub redactor: Arc<Redactor>,
+    pub stats: Arc<SourceStats>,
+    pub namespaces: Namespaces,
+    pub emit: Emit,
+    pub health: Health,
+    owners: Owners,
+    pods: HashMap<Key, PodObs>,
+    workloads: HashMap<(WorkloadKind, String, String), WorkloadObs>,
+    configmaps: HashMap<Key, ConfigMapObs>,
+    nodes: HashMap<String, NodeObs>,
+    events: EventDedupe,
+    relists: HashMap<Arc<str>, Relist>,
+    /// Watches that completed a list: a later `Init` is a relist.
+    listed_once: HashSet<Arc<str>>,
+    pub targets: BTreeMap<Key, Target>,
+    pub targets_changed: bool,
+}
+
+impl State {
+    pub(crate) fn new(
+        source: &str,
+        redactor: Arc<Redactor>,
+        stats: Arc<SourceStats>,
+        namespaces: Namespaces,
+        emit: Emit,
+        health: Health,
+    ) -> State {
+        State {
+            source: source.to_string(),
+            redactor,
+            stats,
+            namespaces,
+            emit,
+            health,
+            owners: Owners::default(),
+            pods: HashMap::new(),
+            workloads: HashMap::new(),
+            configmaps: HashMap::new(),
+            nodes: HashMap::new(),
+            events: EventDedupe::default(),
+            relists: HashMap::new(),
+            listed_once: HashSet::new(),
+            targets: BTreeMap::new(),
+            targets_changed: false,
+        }
+    }
+
+    fn ns_ok(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+        meta.namespace
+            .as_deref()
+            .is_some_and(|ns| self.namespaces.allowed(ns))
+    }
+
+    /// Handles one item of one watch; the signals it yields are in `out`.
+    pub(crate) async fn handle(&mut self, t: Tagged, client: &kube::Client, out: &mut Out) {
+        let Tagged {
+            watch,
+            namespace,
+            item,
+        } = t;
+        let t = Tag { watch, namespace };
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                self.health.watch_error(&t.watch, &e, &self.stats, out);
+                return;
+            }
+        };
+        self.health.ok(&t.watch, out);
+        match item {
+            Item::Pod(ev) => self.on_event(&t, ev, client, out, Self::pod).await,
+            Item::ReplicaSet(ev) => self.on_event(&t, ev, client, out, Self::replicaset).await,
+            Item::Deployment(ev) => {
+                self.on_event(&t, ev, client, out, |s, o, listed, _, out| {
+                    Box::pin(async move {
+                        s.workload(view_deployment(o), listed, out);
+                    })
+                })
+                .await
+            }
+            Item::StatefulSet(ev) => {
+                self.on_event(&t, ev, client, out, |s, o, listed, _, out| {
+                    Box::pin(async move {
+                        s.workload(view_statefulset(o), listed, out);
+                    })
+                })
+                .await
+            }
+            Item::DaemonSet(ev) => {
+                self.on_event(&t, ev, client, out, |s, o, listed, _, out| {
+                    Box::pin(async move {
+                        s.workload(view_daemonset(o), listed, out);
+                    })
+                })
+                .await
+            }
+            Item::Event(ev) => self.on_event(&t, ev, client, out, Self::event).await,
+            Item::ConfigMap(ev) => self.on_event(&t, ev, client, out, Self::configmap).await,
+            Item::Node(ev) => self.on_event(&t, ev, client, out, Self::node).await,
+        }
+    }
+
+    /// The watcher's event protocol, shared by every kind: `Init` … `InitApply`* … `InitDone`
+    /// is a (re)list, after which what was not listed is gone; `Apply`/`Delete` are changes.
+    async fn on_event<K, F>(
+        &mut self,
+        t: &Tag,
+        ev: Event<K>,
+        client: &kube::Client,
+        out: &mut Out,
+        apply: F,
+    ) where
+        K: KeyOf,
+        F: for<'a> Fn(
+            &'a mut State,
+            &'a K,
+            bool,
+            &'a kube::Client,
+            &'a mut Out,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+    {
+        match ev {
+            Event::Init => {
+                if !self.listed_once.insert(t.watch.clone()) {
+                    self.stats.incr(Counter::KubeRelisted);
+                    tracing::debug!(source = %self.source, watch = %t.watch, "relisting");
+                }
+                self.relists.insert(
+                    t.watch.clone(),
+                    Relist {
+                        namespace: t.namespace.clone(),
+                        seen: HashSet::new(),
+                    },
+                );
+            }
+            Event::InitApply(o) => {
+                if let (Some(r), Some(k)) = (self.relists.get_mut(&t.watch), o.key()) {
+                    r.seen.insert(k);
+                }
+                apply(self, &o, true, client, out).await;
+            }
+            Event::Apply(o) => apply(self, &o, false, client, out).await,
+            Event::Delete(o) => self.forget(K::KIND, o.key()),
+            Event::InitDone => {
+                if let Some(r) = self.relists.remove(&t.watch) {
+                    self.forget_unlisted(K::KIND, &r);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, kind: Kind, key: Option<Key>) {
+        let Some(key) = key else {
+            return;
+        };
+        match kind {
+            Kind::Pod => {
+                self.pods.remove(&key);
+                if self.targets.remove(&key).is_some() {
+                    self.targets_changed = true;
+                }
+            }
+            Kind::ReplicaSet => {
+                let rs = ReplicaSet {
+                    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                        namespace: Some(key.0),
+                        name: Some(key.1),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                self.owners.delete_replicaset(&rs);
+            }
+            Kind::Workload(w) => {
+                self.workloads.remove(&(w, key.0, key.1));
+            }
+            Kind::ConfigMap => {
+                self.configmaps.remove(&key);
+            }
+            Kind::Node => {
+                self.nodes.remove(&key.1);
+            }
+            // Event dedupe entries age out on their own.
+            Kind::Event => {}
+        }
+    }
+
+    fn forget_unlisted(&mut self, kind: Kind, r: &Relist) {
+        let in_scope = |k: &Key| r.namespace.as_deref().is_none_or(|ns| ns == k.0);
+        let keep = |k: &Key| !in_scope(k) || r.seen.contains(k);
+        match kind {
+            Kind::Pod => {
+                self.pods.retain(|k, _| keep(k));
+                let before = self.targets.len();
+                self.targets.retain(|k, _| keep(k));
+                self.targets_changed |= before != self.targets.len();
+            }
+            Kind::ReplicaSet => {
+                if r.namespace.is_none() {
+                    self.owners.retain_replicasets(&r.seen);
+                }
+            }
+            Kind::Workload(w) => self
+                .workloads
+                .retain(|(kind, ns, name), _| *kind != w || keep(&(ns.clone(), name.clone()))),
+            Kind::ConfigMap => self.configmaps.retain(|k, _| keep(k)),
+            Kind::Node => self
+                .nodes
+                .retain(|name, _| r.seen.contains(&(String::new(), name.clone()))),
+            Kind::Event => {}
+        }
+    }
+
+    /// The workload `namespace/name` of a pod, fetching its ReplicaSet on a cache miss.
+    async fn owner_of_pod(&mut self, pod: &Pod, client: &kube::Client) -> Option<String> {
+        match self.owners.of_pod(&pod.metadata)? {
+            Resolution::Workload(w) => Some(w),
+            Resolution::NeedReplicaSet { namespace, name } => {
+                Some(self.owner_of_replicaset(&namespace, &name, client).await)
+            }
+        }
+    }
+
+    async fn owner_of_replicaset(&mut self, ns: &str, name: &str, client: &kube::Client) -> String {
+        if let Resolution::Workload(w) = self.owners.of_replicaset(ns, name) {
+            return w;
+        }
+        let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+        match tokio::time::timeout(FETCH_TIMEOUT, api.get_opt(name)).await {
+            Ok(Ok(Some(rs))) => self.owners.apply_replicaset(&rs),
+            Ok(Ok(None)) => self.owners.replicaset_unknown(ns, name),
+            Ok(Err(e)) => {
+                tracing::debug!(source = %self.source, replicaset = %name, error = %e, "cannot read a pod's ReplicaSet; naming the pod after it");
+            }
+            Err(_) => {
+                tracing::debug!(source = %self.source, replicaset = %name, "reading a pod's ReplicaSet timed out; naming the pod after it");
+            }
+        }
+        match self.owners.of_replicaset(ns, name) {
+            Resolution::Workload(w) => w,
+            // Not known (the API failed): the ReplicaSet is the owner its pods name.
+            Resolution::NeedReplicaSet { .. } => format!("{ns}/{name}"),
+        }
+    }
+
+    fn pod<'a>(
+        s: &'a mut State,
+        pod: &'a Pod,
+        _listed: bool,
+        client: &'a kube::Client,
+        out: &'a mut Out,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if !s.ns_ok(&pod.metadata) {
+                return;
+            }
+            let Some(key) = pod_key(pod) else {
+                return;
+            };
+            let Some(service) = s.owner_of_pod(pod, client).await else {
+                return;
+            };
+            let target = target_of(pod, &service);
+            if s.targets.get(&key) != target.as_ref() {
+                s.targets_changed = true;
+                match target {
+                    Some(t) => s.targets.insert(key.clone(), t),
+                    None => s.targets.remove(&key),
+                };
+            }
+            let mut pod_out = Out::new(&out.source, out.now);
+            let prev = s.pods.get(&key);
+            if let Some(obs) = observe_pod(prev, pod, &service, &s.redactor, &mut pod_out) {
+                s.pods.insert(key, obs);
+            }
+            if s.emit.pods {
+                out.signals.append(&mut pod_out.signals);
+            }
+        })
+    }
+
+    fn replicaset<'a>(
+        s: &'a mut State,
+        rs: &'a ReplicaSet,
+        _listed: bool,
+        _client: &'a kube::Client,
+        _out: &'a mut Out,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if s.ns_ok(&rs.metadata) {
+                s.owners.apply_replicaset(rs);
+            }
+        })
+    }
+
+    fn workload(&mut self, v: WorkloadView, listed: bool, out: &mut Out) {
+        if !self.ns_ok(v.meta) {
+            return;
+        }
+        let Some((ns, name)) = ns_name(v.meta) else {
+            return;
+        };
+        let key = (v.kind, ns, name);
+        let mut w_out = Out::new(&out.source, out.now);
+        if let Some(obs) = observe_workload(self.workloads.get(&key), &v, listed, &mut w_out) {
+            self.workloads.insert(key, obs);
+        }
+        if self.emit.workloads {
+            out.signals.append(&mut w_out.signals);
+        }
+    }
+
+    fn event<'a>(
+        s: &'a mut State,
+        ev: &'a CoreEvent,
+        _listed: bool,
+        client: &'a kube::Client,
+        out: &'a mut Out,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if !s.emit.events || !s.ns_ok(&ev.metadata) {
+                return;
+            }
+            let obj = &ev.involved_object;
+            let ns = obj
+                .namespace
+                .clone()
+                .or_else(|| ev.metadata.namespace.clone())
+                .unwrap_or_default();
+            let name = obj.name.clone().unwrap_or_default();
+            let service = match obj.kind.as_deref().unwrap_or("") {
+                "Node" => format!("node/{name}"),
+                // The pod's workload as its observation knows it; a pod not (yet) seen is named
+                // as itself, as a bare pod would be.
+                "Pod" => match s.pods.get(&(ns.clone(), name.clone())) {
+                    Some(p) => p.service.clone(),
+                    None => format!("{ns}/{name}"),
+                },
+                "ReplicaSet" => s.owner_of_replicaset(&ns, &name, client).await,
+                _ if ns.is_empty() => name.clone(),
+                _ => format!("{ns}/{name}"),
+            };
+            observe_event(&mut s.events, ev, &service, &s.redactor, out);
+        })
+    }
+
+    fn configmap<'a>(
+        s: &'a mut State,
+        cm: &'a ConfigMap,
+        listed: bool,
+        _client: &'a kube::Client,
+        out: &'a mut Out,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if !s.ns_ok(&cm.metadata) {
+                return;
+            }
+            let Some(key) = ns_name(&cm.metadata) else {
+                return;
+            };
+            let now = fingerprint(cm);
+            let prev = s.configmaps.get(&key);
+            // Listed without having been seen: it may be old, its creation is no news.
+            let report = s.emit.configmaps && (prev.is_some() || !listed);
+            if report && prev.is_none_or(|p| p.hash != now.hash) {
+                let mut users: Vec<String> = s
+                    .workloads
+                    .iter()
+                    .filter(|((_, ns, _), w)| *ns == key.0 && w.configmaps.contains(&key.1))
+                    .map(|((_, ns, name), _)| format!("{ns}/{name}"))
+                    .collect();
+                users.sort();
+                users.dedup();
+                config_changes(prev, &now, cm, &users, out);
+            }
+            s.configmaps.insert(key, now);
+        })
+    }
+
+    fn node<'a>(
+        s: &'a mut State,
+        node: &'a Node,
+        _listed: bool,
+        _client: &'a kube::Client,
+        out: &'a mut Out,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(name) = node.metadata.name.clone() else {
+                return;
+            };
+            let mut n_out = Out::new(&out.source, out.now);
+            if let Some(obs) = observe_node(s.nodes.get(&name), node, &s.redactor, &mut n_out) {
+                s.nodes.insert(name, obs);
+            }
+            if s.emit.nodes {
+                out.signals.append(&mut n_out.signals);
+            }
+        })
+    }
+
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize, usize) {
+        (
+            self.pods.len(),
+            self.owners.replicaset_count(),
+            self.workloads.len(),
+            self.configmaps.len(),
+            self.nodes.len(),
+            self.events.len(),
+        )
+    }
+}
+
+/// Which watch an item came from.
+struct Tag {
+    watch: Arc<str>,
+    namespace: Option<Arc<str>>,
+}
+
+/// Which map an object's deletion or relist touches.
+#[derive(Copy, Clone)]
+enum Kind {
+    Pod,
+    ReplicaSet,
+    Workload(WorkloadKind),
+    Event,
+    ConfigMap,
+    Node,
+}
+
+/// The key of an object in the source's maps (`("", name)` for cluster-scoped ones).
+trait KeyOf {
+    const KIND: Kind;
+    fn key(&self) -> Option<Key>;
+}
+
+macro_rules! key_of {
+    ($t:ty, $kind:expr) => {
+        impl KeyOf for $t {
+            const KIND: Kind = $kind;
+            fn key(&self) -> Option<Key> {
+                let m = &self.metadata;
+                Some((m.namespace.clone().unwrap_or_default(), m.name.clone()?))
+            }
+        }
+    };
+}
+
+key_of!(Pod, Kind::Pod);
+key_of!(ReplicaSet, Kind::ReplicaSet);
+key_of!(
+    k8s_openapi::api::apps::v1::Deployment,
+    Kind::Workload(WorkloadKind::Deployment)
+);
+key_of!(
+    k8s_openapi::api::apps::v1::StatefulSet,
+    Kind::Workload(WorkloadKind::StatefulSet)
+);
+key_of!(
+    k8s_openapi::api::apps::v1::DaemonSet,
+    Kind::Workload(WorkloadKind::DaemonSet)
+);
+key_of!(CoreEvent, Kind::Event);
+key_of!(ConfigMap, Kind::ConfigMap);
+key_of!(Node, Kind::Node);
