@@ -57,39 +57,130 @@ pub fn find_kubelet() -> Result<PathBuf, HarnessError> {
     if candidate.is_file() {
         return Ok(candidate);
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .args([
-            "build",
-            "-p",
-            "medic-sandbox",
-            "--bin",
-            "medic-kubelet",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(workspace_dir())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| {
-            HarnessError::Kubelet(format!(
-                "no MEDIC_KUBELET, no {}, and running {cargo:?} failed: {e}",
-                candidate.display()
-            ))
-        })?;
-    let built = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"]["name"] == "medic-kubelet")
-        .find_map(|v| v["executable"].as_str().map(PathBuf::from));
-    match built {
-        Some(p) if out.status.success() && p.is_file() => Ok(p),
-        _ => Err(HarnessError::Kubelet(format!(
-            "no MEDIC_KUBELET, no {}, and `cargo build -p medic-sandbox --bin medic-kubelet` \
-             did not produce it ({})",
-            candidate.display(),
-            out.status
-        ))),
+    let missing = format!(
+        "no MEDIC_KUBELET and no {}: building it with `cargo build -p medic-sandbox --bin medic-kubelet`",
+        candidate.display()
+    );
+    // Under `cargo test` the build directory stays locked while tests run: a build there
+    // would wait forever, so it falls back to a target directory of its own.
+    match cargo_build_kubelet(None) {
+        Ok(p) => Ok(p),
+        Err(BuildError::Locked) => cargo_build_kubelet(Some(&target.join("medic-kubelet-build")))
+            .map_err(|e| HarnessError::Kubelet(format!("{missing}: {e}"))),
+        Err(e) => Err(HarnessError::Kubelet(format!("{missing}: {e}"))),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BuildError {
+    #[error("the build directory is locked")]
+    Locked,
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn cargo_build_kubelet(target_dir: Option<&Path>) -> Result<PathBuf, BuildError> {
+    use std::io::BufRead;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "medic-sandbox",
+        "--bin",
+        "medic-kubelet",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(workspace_dir())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    if let Some(d) = target_dir {
+        cmd.arg("--target-dir").arg(d);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| BuildError::Failed(format!("running {cargo:?}: {e}")))?;
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("{line}");
+            if line.contains("Blocking waiting for file lock") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .filter(|v| v["target"]["name"] == "medic-kubelet")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+    });
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| BuildError::Failed(e.to_string()))?
+        {
+            let built = reader.join().ok().flatten();
+            return match built {
+                Some(p) if status.success() && p.is_file() => Ok(p),
+                _ => Err(BuildError::Failed(format!("cargo build: {status}"))),
+            };
+        }
+        if rx.try_recv().is_ok() && target_dir.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BuildError::Locked);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A pod CIDR of its own for each sandbox on this machine (127.<n>.0.0/16, n in 1..=99), so
+/// sandboxes running side by side (parallel tests) never hand out the same pod IP. Claimed by
+/// a file naming the owner's pid; claims of dead owners are taken over.
+fn claim_pod_cidr() -> Option<(u8, PathBuf)> {
+    use std::hash::{BuildHasher, Hasher};
+    let dir = std::env::temp_dir().join("medic-sandbox-cidrs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let start = (h.finish() % 99) as u8;
+    for i in 0..99u8 {
+        let n = (start + i) % 99 + 1;
+        let path = dir.join(format!("127.{n}"));
+        let me = std::process::id().to_string();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                let _ = f.write_all(me.as_bytes());
+                return Some((n, path));
+            }
+            Err(_) => {
+                let owner: Option<i32> = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                let dead = owner.is_none_or(|pid| {
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+                });
+                // Another sandbox of this same process is alive too: only take over dead claims.
+                if dead && std::fs::write(&path, &me).is_ok() {
+                    return Some((n, path));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Options of a sandbox.
@@ -140,6 +231,10 @@ impl SandboxBuilder {
         let tmp = tempfile::Builder::new().prefix("medic-k8s-").tempdir()?;
         let dir = tmp.path().to_path_buf();
         let mut args = self.kubelet_args.clone();
+        let cidr = if with_kubelet { claim_pod_cidr() } else { None };
+        if let Some((n, _)) = &cidr {
+            args.push(format!("--pod-cidr=127.{n}.0.0/16"));
+        }
         if let Some(d) = self.max_backoff {
             let ms = d.as_millis().max(1);
             args.push(format!("--max-backoff={ms}ms"));
@@ -161,6 +256,7 @@ impl SandboxBuilder {
             _tmp: tmp,
             dir: dir.clone(),
             with_kubelet,
+            cidr_claim: cidr.map(|(_, p)| p),
         };
         let out = cmd.output()?;
         if !out.status.success() {
@@ -190,6 +286,7 @@ pub struct Sandbox {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     with_kubelet: bool,
+    cidr_claim: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -259,6 +356,9 @@ impl Sandbox {
         }
         if let Ok(state) = std::fs::canonicalize(self.dir.join("kubelet")) {
             crate::procs::kill_marked(&state);
+        }
+        if let Some(claim) = self.cidr_claim.take() {
+            let _ = std::fs::remove_file(claim);
         }
     }
 }

@@ -1149,6 +1149,7 @@ pub async fn run_pod(
     let writer = active.then(|| tokio::spawn(ctx.clone().status_writer(done_rx)));
     let mut runner = active.then(|| tokio::spawn(ctx.clone().run_all(stop_rx)));
     tracing::info!(pod = %ctx.name, namespace = %ctx.namespace, ip = %ctx.pod_ip, active, "pod admitted");
+    let mut runner_done = false;
     let mut grace = ctx.grace();
     let cause = if deleting_at_start {
         StopCause::Deleted
@@ -1167,7 +1168,10 @@ pub async fn run_pod(
                 }
                 _ = gone_rx.changed() => break StopCause::Gone,
                 _ = shutdown.changed() => break StopCause::Shutdown,
-                _ = async { runner.as_mut().expect("guarded").await }, if runner.as_ref().is_some_and(|r| !r.is_finished()) => {}
+                // All containers finished for good (a terminal pod): wait for its deletion.
+                _ = async { runner.as_mut().expect("guarded").await }, if runner.is_some() && !runner_done => {
+                    runner_done = true;
+                }
             }
         }
     };
@@ -1176,7 +1180,8 @@ pub async fn run_pod(
     }
     tracing::info!(pod = %ctx.name, ?cause, ?grace, "stopping pod");
     let _ = stop_tx.send(Some(grace));
-    if let Some(r) = runner.take() {
+    // A JoinHandle must not be polled again once it has returned.
+    if let Some(r) = runner.take().filter(|_| !runner_done) {
         let _ = r.await;
     }
     let _ = done_tx.send(true);

@@ -111,7 +111,11 @@ async fn deployment_service_env_and_logs() {
     for p in &pods {
         let st = p.status.as_ref().unwrap();
         let ip = st.pod_ip.clone().unwrap();
-        assert!(ip.starts_with("127.1."), "{ip}");
+        let v4: std::net::Ipv4Addr = ip.parse().unwrap();
+        assert!(
+            v4.is_loopback() && !matches!(v4.octets()[1], 0 | 100),
+            "{ip}"
+        );
         assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(st.phase.as_deref(), Some("Running"));
         let conds: BTreeSet<_> = st
@@ -152,6 +156,22 @@ async fn deployment_service_env_and_logs() {
     let body = http_get(&format!("{empty_ip}:81"), "/").await;
     assert!(matches!(body.as_deref(), Ok("") | Err(_)), "{body:?}");
     assert!(t.elapsed() < Duration::from_secs(1), "closed at once");
+    // A Service that goes away is no longer listened on.
+    Api::<Service>::namespaced(client.clone(), ns)
+        .delete("nobody", &Default::default())
+        .await
+        .unwrap();
+    let t = Instant::now();
+    while tokio::net::TcpStream::connect(format!("{empty_ip}:81"))
+        .await
+        .is_ok()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still listening on {empty_ip}:81"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The environment as a kubelet builds it, and a ConfigMap volume.
     create::<Pod>(
