@@ -58,6 +58,7 @@ impl Options {
 struct Pods {
     client: kube::Client,
     cfg: Arc<NodeConfig>,
+    events: Arc<crate::events::Recorder>,
     ips: IpAllocator,
     workers: HashMap<String, PodHandle>,
     /// Pods whose worker ended (deletion confirmed): later events for them are ignored.
@@ -98,6 +99,7 @@ impl Pods {
         let ctx = Arc::new(PodCtx::new(
             self.client.clone(),
             self.cfg.clone(),
+            self.events.clone(),
             pod.clone(),
             ip,
         ));
@@ -186,6 +188,7 @@ pub async fn run(opts: Options, stop: impl std::future::Future<Output = ()>) -> 
     let mut pods = Pods {
         client: client.clone(),
         cfg,
+        events: crate::events::Recorder::new(client.clone(), &opts.node_name),
         ips,
         workers: HashMap::new(),
         finished: HashSet::new(),

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod crilog;
 pub mod env;
+pub mod events;
 pub mod harness;
 pub mod ipalloc;
 pub mod kubelet;

@@ -70,6 +70,7 @@ pub struct PodCtx {
     uid: String,
     pod_ip: Ipv4Addr,
     rt: Mutex<Runtime>,
+    events: Arc<crate::events::Recorder>,
     changed: Notify,
 }
 
@@ -154,7 +155,13 @@ pub fn phase(
 }
 
 impl PodCtx {
-    pub fn new(client: kube::Client, cfg: Arc<NodeConfig>, pod: Pod, pod_ip: Ipv4Addr) -> Self {
+    pub fn new(
+        client: kube::Client,
+        cfg: Arc<NodeConfig>,
+        events: Arc<crate::events::Recorder>,
+        pod: Pod,
+        pod_ip: Ipv4Addr,
+    ) -> Self {
         let spec = pod.spec.clone().unwrap_or_default();
         let previous = pod.status.clone().unwrap_or_default();
         let prev = |list: &Option<Vec<ContainerStatus>>, name: &str| {
@@ -194,6 +201,7 @@ impl PodCtx {
             pod,
             pod_ip,
             rt: Mutex::new(rt),
+            events,
             changed: Notify::new(),
         }
     }
@@ -215,6 +223,11 @@ impl PodCtx {
         let r = f(&mut self.rt.lock().unwrap_or_else(|p| p.into_inner()));
         self.changed.notify_one();
         r
+    }
+
+    fn event(&self, container: &str, warning: bool, reason: &str, message: String) {
+        self.events
+            .emit(&self.pod, Some(container), warning, reason, message);
     }
 
     fn restart_policy(&self) -> &str {
@@ -691,6 +704,7 @@ async fn probe_loop(
     spec: ProbeSpec,
     env: Arc<BTreeMap<String, String>>,
     cwd: PathBuf,
+    on_failure: impl Fn(&str),
     mut on_verdict: impl FnMut(bool, String) -> bool,
 ) {
     tokio::time::sleep(spec.initial_delay).await;
@@ -699,6 +713,9 @@ async fn probe_loop(
         let result = probe::run_once(&spec, &env, &cwd).await;
         let ok = result.is_ok();
         let msg = result.err().unwrap_or_default();
+        if !ok {
+            on_failure(&msg);
+        }
         if let Some(v) = tracker.record(ok)
             && !on_verdict(v, msg)
         {
@@ -740,6 +757,7 @@ impl PodCtx {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::info!(pod = %self.name, container = %c.name, reason = e.reason, message = %e.message, "container cannot start");
+                    self.event(&c.name, true, "Failed", format!("Error: {}", e.message));
                     self.update(kind, idx, |s| {
                         s.state = Some(waiting(e.reason, Some(e.message.clone())));
                         s.ready = false;
@@ -788,6 +806,7 @@ impl PodCtx {
                         prepared.cwd.display()
                     );
                     tracing::info!(pod = %self.name, container = %c.name, %message);
+                    self.event(&c.name, true, "Failed", format!("Error: {message}"));
                     let term = ContainerStateTerminated {
                         exit_code: 128,
                         reason: Some("StartError".into()),
@@ -815,6 +834,25 @@ impl PodCtx {
             };
             let pid = child.id().map(|p| p as i32).unwrap_or(0);
             let container_id = format!("medic://{pid}");
+            let image = c.image.as_deref().unwrap_or("");
+            self.event(
+                &c.name,
+                false,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
+            self.event(
+                &c.name,
+                false,
+                "Created",
+                format!("Created container {}", c.name),
+            );
+            self.event(
+                &c.name,
+                false,
+                "Started",
+                format!("Started container {}", c.name),
+            );
             let log_task = tokio::spawn(pump_logs(
                 child.stdout.take(),
                 child.stderr.take(),
@@ -851,6 +889,7 @@ impl PodCtx {
                         let rss = procs::group_rss(pid);
                         if rss > limit {
                             tracing::info!(pod = %self.name, container = %c.name, rss, limit, "memory limit exceeded: OOMKilled");
+                            self.event(&c.name, true, "OOMKilling", format!("Memory cgroup out of memory: container {} used {rss} bytes over its limit of {limit}", c.name));
                             procs::signal_group(pid, Signal::SIGKILL);
                             let _ = child.wait().await;
                             break End::OomKilled;
@@ -862,11 +901,14 @@ impl PodCtx {
                             .map(|s| Duration::from_secs(s.max(0) as u64))
                             .unwrap_or_else(|| self.grace());
                         tracing::info!(pod = %self.name, container = %c.name, %msg, "probe failed: restarting container");
+                        let which = if msg.starts_with("Startup") { "startup" } else { "liveness" };
+                        self.event(&c.name, false, "Killing", format!("Container {} failed {which} probe, will be restarted", c.name));
                         let status = terminate(&mut child, pid, grace).await;
                         break End::Probe(msg, status);
                     }
                     _ = stop.changed() => {
                         let grace = (*stop.borrow()).unwrap_or(Duration::ZERO);
+                        self.event(&c.name, false, "Killing", format!("Stopping container {}", c.name));
                         let status = terminate(&mut child, pid, grace).await;
                         break End::Stopped(status);
                     }
@@ -978,6 +1020,12 @@ impl PodCtx {
             self.namespace,
             self.uid
         );
+        self.event(
+            &c.name,
+            true,
+            "BackOff",
+            "Back-off restarting failed container".into(),
+        );
         self.update(kind, idx, |s| {
             s.state = Some(waiting("CrashLoopBackOff", Some(message)));
             s.last_state = Some(last);
@@ -1001,17 +1049,36 @@ impl PodCtx {
         let cwd = p.cwd.clone();
         let (started_tx, started_rx) = watch::channel(p.startup.is_none());
         let mut tasks = Vec::new();
+        let cname = self.container(kind, idx).name.clone();
+        // Every failed probe is an Unhealthy event, as a kubelet records it.
+        let unhealthy = |what: &'static str| {
+            let (ctx, cname) = (self.clone(), cname.clone());
+            move |msg: &str| {
+                ctx.event(
+                    &cname,
+                    true,
+                    "Unhealthy",
+                    format!("{what} probe failed: {msg}"),
+                )
+            }
+        };
         if let Some(spec) = p.startup.clone() {
             let (ctx, env, cwd, kill) = (self.clone(), env.clone(), cwd.clone(), kill_tx.clone());
-            tasks.push(tokio::spawn(probe_loop(spec, env, cwd, move |ok, msg| {
-                if ok {
-                    ctx.update(kind, idx, |s| s.started = Some(true));
-                    let _ = started_tx.send(true);
-                } else {
-                    let _ = kill.try_send(format!("Startup probe failed: {msg}"));
-                }
-                false // the startup probe stops at its first verdict
-            })));
+            tasks.push(tokio::spawn(probe_loop(
+                spec,
+                env,
+                cwd,
+                unhealthy("Startup"),
+                move |ok, msg| {
+                    if ok {
+                        ctx.update(kind, idx, |s| s.started = Some(true));
+                        let _ = started_tx.send(true);
+                    } else {
+                        let _ = kill.try_send(format!("Startup probe failed: {msg}"));
+                    }
+                    false // the startup probe stops at its first verdict
+                },
+            )));
         }
         let after_start = |rx: &watch::Receiver<bool>| {
             let mut rx = rx.clone();
@@ -1020,6 +1087,7 @@ impl PodCtx {
             }
         };
         if let Some(spec) = p.liveness.clone() {
+            let on_failure = unhealthy("Liveness");
             let (env, cwd, kill, wait) = (
                 env.clone(),
                 cwd.clone(),
@@ -1028,7 +1096,7 @@ impl PodCtx {
             );
             tasks.push(tokio::spawn(async move {
                 wait.await;
-                probe_loop(spec, env, cwd, move |ok, msg| {
+                probe_loop(spec, env, cwd, on_failure, move |ok, msg| {
                     if !ok {
                         let _ = kill.try_send(format!("Liveness probe failed: {msg}"));
                         return false;
@@ -1042,10 +1110,10 @@ impl PodCtx {
         let ctx = self.clone();
         match p.readiness.clone() {
             Some(spec) => {
-                let (env, cwd) = (env.clone(), cwd.clone());
+                let (env, cwd, on_failure) = (env.clone(), cwd.clone(), unhealthy("Readiness"));
                 tasks.push(tokio::spawn(async move {
                     wait.await;
-                    probe_loop(spec, env, cwd, move |ok, _msg| {
+                    probe_loop(spec, env, cwd, on_failure, move |ok, _msg| {
                         ctx.update(kind, idx, |s| s.ready = ok);
                         true
                     })
@@ -1068,6 +1136,8 @@ impl PodCtx {
             match self.prepare_volumes().await {
                 Ok(()) => break,
                 Err(msg) => {
+                    self.events
+                        .emit(&self.pod, None, true, "FailedMount", msg.clone());
                     self.with_rt(|rt| {
                         for s in rt.init.iter_mut().chain(rt.main.iter_mut()) {
                             s.state = Some(waiting("ContainerCreating", Some(msg.clone())));

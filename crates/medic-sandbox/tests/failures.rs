@@ -185,6 +185,34 @@ async fn crashloop_oom_liveness_and_bad_specs() {
     );
     assert!(t.message.unwrap().contains("/no/such/binary"));
 
+    // Events as a kubelet records them, repeats counted.
+    let events = kube::Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let has = |pod: &str, reason: &str| {
+        events.iter().any(|e| {
+            e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some(reason)
+        })
+    };
+    for (pod, reason) in [
+        ("crasher", "Started"),
+        ("crasher", "BackOff"),
+        ("unhealthy", "Unhealthy"),
+        ("unhealthy", "Killing"),
+        ("noconfig", "Failed"),
+        ("hog", "OOMKilling"),
+    ] {
+        assert!(has(pod, reason), "no {reason} event for {pod}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Unhealthy") && e.count.unwrap_or(0) > 1),
+        "repeated probe failures are counted"
+    );
+
     // The kubelet survived all of it.
     assert!(
         !sandbox.process_log("medic-kubelet").contains("panicked"),

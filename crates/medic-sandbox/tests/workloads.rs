@@ -241,6 +241,51 @@ async fn deployment_service_env_and_logs() {
         "optional missing secret is skipped"
     );
 
+    // Init containers run first, in order, and share emptyDir volumes with the app.
+    create::<Pod>(
+        &client,
+        ns,
+        json!({
+            "metadata": {"name": "initcheck"},
+            "spec": {
+                "restartPolicy": "Never",
+                "volumes": [{"name": "work", "emptyDir": {}}],
+                "initContainers": [
+                    {"name": "one", "image": "busybox", "command": ["sh", "-c", "echo one >> \"$MEDIC_VOLUME_WORK/order\""],
+                     "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                    {"name": "two", "image": "busybox", "command": ["sh", "-c", "echo two >> \"$MEDIC_VOLUME_WORK/order\""],
+                     "volumeMounts": [{"name": "work", "mountPath": "/work"}]}
+                ],
+                "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "cat \"$MEDIC_VOLUME_WORK/order\""],
+                    "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+            }
+        }),
+    )
+    .await;
+    let init_pod = wait_pod(&client, ns, "initcheck", Duration::from_secs(30), |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then(|| p.clone())
+    })
+    .await;
+    let st = init_pod.status.as_ref().unwrap();
+    let inits = st.init_container_statuses.as_ref().unwrap();
+    assert!(inits.iter().all(|s| {
+        s.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code
+            == 0
+    }));
+    assert!(
+        st.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Initialized" && c.status == "True")
+    );
+    assert_eq!(log_messages(&sandbox, ns, &init_pod, "main"), "one\ntwo\n");
+
     // CRI log format: `<RFC3339Nano> <stream> <F|P> <message>` in the /var/log/pods layout.
     let uid = pod.metadata.uid.clone().unwrap();
     let file = sandbox
