@@ -142,8 +142,9 @@ fn cargo_build_kubelet(target_dir: Option<&Path>) -> Result<PathBuf, BuildError>
     }
 }
 
-/// A pod CIDR of its own for each sandbox on this machine (127.<n>.0.0/16, n in 1..=99), so
-/// sandboxes running side by side (parallel tests) never hand out the same pod IP. Claimed by
+/// Address ranges of its own for each sandbox on this machine (pods 127.<n>.0.0/16, Services
+/// 127.<100+n>.0.0/16, n in 1..=99), so sandboxes running side by side (parallel tests) never
+/// hand out the same pod IP or ClusterIP. Claimed by
 /// a file naming the owner's pid; claims of dead owners are taken over.
 fn claim_pod_cidr() -> Option<(u8, PathBuf)> {
     use std::hash::{BuildHasher, Hasher};
@@ -231,10 +232,17 @@ impl SandboxBuilder {
         let tmp = tempfile::Builder::new().prefix("medic-k8s-").tempdir()?;
         let dir = tmp.path().to_path_buf();
         let mut args = self.kubelet_args.clone();
-        let cidr = if with_kubelet { claim_pod_cidr() } else { None };
-        if let Some((n, _)) = &cidr {
-            args.push(format!("--pod-cidr=127.{n}.0.0/16"));
-        }
+        // Sandboxes side by side must not share pod IPs or ClusterIPs (each proxy listens on
+        // its ClusterIPs, and `kubernetes` is always the range's first address).
+        let claim = claim_pod_cidr();
+        let (pod_cidr, service_cidr) = match &claim {
+            Some((n, _)) => (
+                format!("127.{n}.0.0/16"),
+                format!("127.{}.0.0/16", 100 + u16::from(*n)),
+            ),
+            None => ("127.1.0.0/16".to_string(), "127.100.0.0/16".to_string()),
+        };
+        args.push(format!("--pod-cidr={pod_cidr}"));
         if let Some(d) = self.max_backoff {
             let ms = d.as_millis().max(1);
             args.push(format!("--max-backoff={ms}ms"));
@@ -251,12 +259,15 @@ impl SandboxBuilder {
                 cmd.env("MEDIC_SANDBOX_NO_KUBELET", "1");
             }
         }
-        cmd.env("MEDIC_KUBELET_ARGS", args.join(" "));
+        cmd.env("MEDIC_KUBELET_ARGS", args.join(" "))
+            .env("MEDIC_SANDBOX_SERVICE_CIDR", &service_cidr);
         let sandbox = Sandbox {
             _tmp: tmp,
             dir: dir.clone(),
             with_kubelet,
-            cidr_claim: cidr.map(|(_, p)| p),
+            cidr_claim: claim.map(|(_, p)| p),
+            pod_cidr,
+            service_cidr,
         };
         let out = cmd.output()?;
         if !out.status.success() {
@@ -287,6 +298,8 @@ pub struct Sandbox {
     dir: PathBuf,
     with_kubelet: bool,
     cidr_claim: Option<PathBuf>,
+    pod_cidr: String,
+    service_cidr: String,
 }
 
 impl Sandbox {
@@ -311,6 +324,16 @@ impl Sandbox {
     /// Root of the CRI container logs (`<ns>_<pod>_<uid>/<container>/<n>.log`).
     pub fn pod_log_dir(&self) -> PathBuf {
         self.dir.join("pods-logs")
+    }
+
+    /// This sandbox's pod IP range (127.<n>.0.0/16, unique among running sandboxes).
+    pub fn pod_cidr(&self) -> &str {
+        &self.pod_cidr
+    }
+
+    /// This sandbox's ClusterIP range (127.<100+n>.0.0/16); `kubernetes` has its first address.
+    pub fn service_cidr(&self) -> &str {
+        &self.service_cidr
     }
 
     /// The node the kubelet registers (None without a kubelet).

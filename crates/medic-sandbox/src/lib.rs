@@ -2,8 +2,9 @@
 //! proxy for a loopback Kubernetes control plane, plus a test harness that starts one.
 //!
 //! Everything here talks only to 127.0.0.0/8: pod IPs come from 127.1.0.0/16, Services'
-//! ClusterIPs from 127.100.0.0/16 (the apiserver's `--service-cluster-ip-range`), and probes
-//! or proxied connections to any other address are refused.
+//! ClusterIPs from 127.100.0.0/16 (the apiserver's `--service-cluster-ip-range`; the test
+//! harness gives each sandbox ranges of its own), and probes or proxied connections to any
+//! other address are refused.
 
 pub mod backoff;
 pub mod crilog;

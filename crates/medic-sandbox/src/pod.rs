@@ -886,7 +886,7 @@ impl PodCtx {
                     }
                     _ = mem_tick.tick(), if prepared.memory_limit.is_some() => {
                         let limit = prepared.memory_limit.unwrap_or(u64::MAX);
-                        let rss = procs::group_rss(pid);
+                        let rss = procs::group_rss_shared(pid, self.cfg.memory_poll / 2);
                         if rss > limit {
                             tracing::info!(pod = %self.name, container = %c.name, rss, limit, "memory limit exceeded: OOMKilled");
                             self.event(&c.name, true, "OOMKilling", format!("Memory cgroup out of memory: container {} used {rss} bytes over its limit of {limit}", c.name));

@@ -5,7 +5,9 @@
 //! starts), so leftovers of a kubelet that died without cleaning up can be found and killed
 //! without trusting recorded PIDs that may have been reused.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -72,6 +74,35 @@ fn rss_bytes(pid: i32) -> u64 {
 /// Summed RSS of a process group, in bytes.
 pub fn group_rss(pgid: i32) -> u64 {
     group_members(pgid).into_iter().map(rss_bytes).sum()
+}
+
+type GroupMap = (Option<std::time::Instant>, HashMap<i32, Vec<i32>>);
+
+/// Summed RSS of a process group, from a process-group map that all containers share and that
+/// is rebuilt at most every `max_age`: one /proc scan per period for every container with a
+/// memory limit instead of one each.
+pub fn group_rss_shared(pgid: i32, max_age: std::time::Duration) -> u64 {
+    static GROUPS: OnceLock<Mutex<GroupMap>> = OnceLock::new();
+    let members = {
+        let mut g = GROUPS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if g.0.is_none_or(|t| t.elapsed() >= max_age) {
+            let mut map: HashMap<i32, Vec<i32>> = HashMap::new();
+            for pid in proc_pids() {
+                if let Some((_, pg)) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| parse_stat(&s))
+                {
+                    map.entry(pg).or_default().push(pid);
+                }
+            }
+            *g = (Some(std::time::Instant::now()), map);
+        }
+        g.1.get(&pgid).cloned().unwrap_or_default()
+    };
+    members.into_iter().map(rss_bytes).sum()
 }
 
 /// Kills (SIGKILL, by process group) every process whose environment carries

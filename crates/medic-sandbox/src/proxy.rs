@@ -219,6 +219,7 @@ pub async fn run(client: kube::Client, mut shutdown: watch::Receiver<bool>) {
         BTreeMap::new();
     // Binds that failed (port taken) are retried on a timer too.
     let mut retry = tokio::time::interval(Duration::from_secs(2));
+    let mut warned = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             ev = svc_stream.next() => {
@@ -253,7 +254,12 @@ pub async fn run(client: kube::Client, mut shutdown: watch::Receiver<bool>) {
                     let h = tokio::spawn(serve(l, t.clone(), shared.clone()));
                     listeners.insert(addr, (t, h));
                 }
-                Err(e) => tracing::warn!(%addr, error = %e, "proxy: cannot listen"),
+                Err(e) => {
+                    // Retried every tick; said once.
+                    if warned.insert(addr) {
+                        tracing::warn!(%addr, error = %e, "proxy: cannot listen (retrying)");
+                    }
+                }
             }
         }
     }

@@ -39,7 +39,15 @@ async fn deployment_service_env_and_logs() {
     )
     .await;
     let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
-    assert!(cluster_ip.starts_with("127.100."), "{cluster_ip}");
+    let svc_prefix = sandbox
+        .service_cidr()
+        .trim_end_matches("0.0/16")
+        .to_string();
+    assert!(
+        cluster_ip.starts_with(&svc_prefix),
+        "{cluster_ip} in {}",
+        sandbox.service_cidr()
+    );
     // A Service without backends: connections are closed at once.
     let empty: Service = create(
         &client,
@@ -111,11 +119,8 @@ async fn deployment_service_env_and_logs() {
     for p in &pods {
         let st = p.status.as_ref().unwrap();
         let ip = st.pod_ip.clone().unwrap();
-        let v4: std::net::Ipv4Addr = ip.parse().unwrap();
-        assert!(
-            v4.is_loopback() && !matches!(v4.octets()[1], 0 | 100),
-            "{ip}"
-        );
+        let pod_prefix = sandbox.pod_cidr().trim_end_matches("0.0/16");
+        assert!(ip.starts_with(pod_prefix), "{ip} in {}", sandbox.pod_cidr());
         assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(st.phase.as_deref(), Some("Running"));
         let conds: BTreeSet<_> = st
@@ -227,7 +232,7 @@ async fn deployment_service_env_and_logs() {
         "WEB_SERVICE_PORT=80",
         "WEB_SERVICE_PORT_HTTP=80",
         &format!("WEB_PORT=tcp://{cluster_ip}:80"),
-        "KUBERNETES_SERVICE_HOST=127.100.0.1",
+        &format!("KUBERNETES_SERVICE_HOST={svc_prefix}0.1"),
         "ARG=fast-fast",
         "VOLUME=hello from a volume",
     ] {
