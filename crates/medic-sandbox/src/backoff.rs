@@ -45,7 +45,7 @@ impl Backoff {
                 Duration::ZERO
             }
             Some(d) => {
-                self.current = Some((d * 2).min(self.config.max));
+                self.current = Some(d.saturating_mul(2).min(self.config.max));
                 d
             }
         }
@@ -64,6 +64,18 @@ mod tests {
         assert_eq!(seq, vec![0, 10, 20, 40, 80, 160, 300, 300]);
         assert_eq!(b.next_delay(Duration::from_secs(600)), Duration::ZERO);
         assert_eq!(b.next_delay(short), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn huge_caps_do_not_overflow() {
+        let mut b = Backoff::new(BackoffConfig {
+            initial: Duration::MAX / 2,
+            max: Duration::MAX,
+            reset_after: Duration::MAX,
+        });
+        for _ in 0..4 {
+            b.next_delay(Duration::ZERO);
+        }
     }
 
     #[test]

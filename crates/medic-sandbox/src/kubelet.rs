@@ -271,10 +271,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("bad duration {s:?}"))
 }
 
 #[cfg(test)]
@@ -289,5 +286,6 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("3 days").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999999999h").is_err());
     }
 }
