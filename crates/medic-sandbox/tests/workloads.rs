@@ -291,6 +291,29 @@ async fn deployment_service_env_and_logs() {
     );
     assert_eq!(log_messages(&sandbox, ns, &init_pod, "main"), "one\ntwo\n");
 
+    // A startup probe holds `started` (and readiness) back until it passes.
+    create::<Pod>(
+        &client,
+        ns,
+        json!({"metadata": {"name": "slowstart"}, "spec": {"containers": [{
+            "name": "c", "image": "busybox",
+            "command": ["sh", "-c", "sleep 2; touch started; exec sleep 600"],
+            "startupProbe": {"exec": {"command": ["test", "-f", "started"]}, "periodSeconds": 1, "failureThreshold": 30}
+        }]}}),
+    )
+    .await;
+    wait_pod(&client, ns, "slowstart", Duration::from_secs(20), |p| {
+        let cs = container_status(p, "c")?;
+        cs.state.as_ref()?.running.as_ref()?;
+        (cs.started == Some(false) && !cs.ready).then_some(())
+    })
+    .await;
+    wait_pod(&client, ns, "slowstart", Duration::from_secs(20), |p| {
+        let cs = container_status(p, "c")?;
+        (cs.started == Some(true) && cs.ready && cs.restart_count == 0).then_some(())
+    })
+    .await;
+
     // CRI log format: `<RFC3339Nano> <stream> <F|P> <message>` in the /var/log/pods layout.
     let uid = pod.metadata.uid.clone().unwrap();
     let file = sandbox
