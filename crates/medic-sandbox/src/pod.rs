@@ -164,11 +164,22 @@ impl PodCtx {
     ) -> Self {
         let spec = pod.spec.clone().unwrap_or_default();
         let previous = pod.status.clone().unwrap_or_default();
+        // A kubelet restarted under running pods: an instance that ran before makes the next
+        // start a restart (its count goes up, its end becomes lastState).
         let prev = |list: &Option<Vec<ContainerStatus>>, name: &str| {
-            list.iter()
-                .flatten()
-                .find(|s| s.name == name)
-                .map(|s| s.restart_count)
+            let old = list.iter().flatten().find(|s| s.name == name)?;
+            let state = old.state.clone().unwrap_or_default();
+            let ran = state.running.is_some() || state.terminated.is_some();
+            Some((
+                old.restart_count + i32::from(ran),
+                state
+                    .terminated
+                    .map(|t| ContainerState {
+                        terminated: Some(t),
+                        ..Default::default()
+                    })
+                    .or_else(|| old.last_state.clone()),
+            ))
         };
         let mut rt = Runtime {
             start_time: previous.start_time.clone().or_else(|| Some(now())),
@@ -176,7 +187,10 @@ impl PodCtx {
         };
         for c in spec.init_containers.iter().flatten() {
             let mut s = initial_status(c, "PodInitializing");
-            s.restart_count = prev(&previous.init_container_statuses, &c.name).unwrap_or(0);
+            if let Some((count, last)) = prev(&previous.init_container_statuses, &c.name) {
+                s.restart_count = count;
+                s.last_state = last;
+            }
             rt.init.push(s);
         }
         let main_reason = if rt.init.is_empty() {
@@ -186,7 +200,10 @@ impl PodCtx {
         };
         for c in &spec.containers {
             let mut s = initial_status(c, main_reason);
-            s.restart_count = prev(&previous.container_statuses, &c.name).unwrap_or(0);
+            if let Some((count, last)) = prev(&previous.container_statuses, &c.name) {
+                s.restart_count = count;
+                s.last_state = last;
+            }
             rt.main.push(s);
         }
         rt.init_done = rt.init.is_empty();

@@ -131,6 +131,78 @@ async fn deletion_grace_and_down_leave_nothing() {
         container_pid(cs)
     })
     .await;
+    let sleeper_ip = pods
+        .get("sleeper")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
+
+    // SIGTERM to the kubelet alone: it stops its containers before it exits.
+    let kubelet_pid: i32 = std::fs::read_to_string(sandbox.dir().join("pids/medic-kubelet.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kubelet_pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let t = Instant::now();
+    while alive(kubelet_pid) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "kubelet did not exit on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!alive(pid), "the kubelet left its container running");
+
+    // A new kubelet takes the pod up again (same IP, a restart), then dies by SIGKILL:
+    // `down` must still find and kill the orphaned container processes.
+    let d = sandbox.dir();
+    let mut kubelet = std::process::Command::new(env!("CARGO_BIN_EXE_medic-kubelet"))
+        .arg("--kubeconfig")
+        .arg(d.join("kubeconfig"))
+        .arg("--node-name")
+        .arg("sandbox-node")
+        .arg("--pod-log-dir")
+        .arg(d.join("pods-logs"))
+        .arg("--state-dir")
+        .arg(d.join("kubelet"))
+        .arg(format!("--pod-cidr={}", sandbox.pod_cidr()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (pid, restarts) = wait_pod(&client, ns, "sleeper", Duration::from_secs(30), |p| {
+        let cs = container_status(p, "c")?;
+        cs.state.as_ref()?.running.as_ref()?;
+        container_pid(cs)
+            .filter(|new| *new != pid)
+            .map(|new| (new, cs.restart_count))
+    })
+    .await;
+    assert_eq!(restarts, 1);
+    let again = pods
+        .get("sleeper")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    assert_eq!(
+        again, sleeper_ip,
+        "the pod keeps its IP across kubelet restarts"
+    );
+    kubelet.kill().unwrap();
+    kubelet.wait().unwrap();
+    assert!(alive(pid), "SIGKILL leaves the container orphaned");
+
     let control_plane: Vec<i32> = std::fs::read_dir(sandbox.dir().join("pids"))
         .unwrap()
         .flatten()
