@@ -30,7 +30,15 @@ enum Command {
         /// Path to medic.yaml.
         #[arg(long, short)]
         config: PathBuf,
+        /// Decide and audit everything, change nothing: each allowed action is checked with
+        /// the actuator's dry run (server-side on Kubernetes) and recorded.
+        #[arg(long)]
+        dry_run: bool,
     },
+    /// Print the least-privilege Kubernetes RBAC (Roles/ClusterRoles and bindings) that the
+    /// config's sources and actions need.
+    #[cfg(feature = "kubernetes")]
+    Rbac(cmd::rbac::RbacArgs),
     /// Check config and policy files; every error with file:line:column. Exit 2 if invalid.
     Validate {
         #[arg(required = true)]
@@ -149,11 +157,19 @@ async fn real_main() -> Result<i32> {
             init_tracing("warn");
             demo::run(args).await
         }
-        Command::Run { config } => {
+        Command::Run { config, dry_run } => {
             init_tracing("info");
             let env = |k: &str| std::env::var(k).ok();
             let cfg = match medic_config::load(&config, &env) {
-                Ok(c) => c,
+                Ok(mut c) => {
+                    c.agent.dry_run |= dry_run;
+                    if c.agent.dry_run {
+                        eprintln!(
+                            "medic: dry run: decisions are made and audited, nothing is changed"
+                        );
+                    }
+                    c
+                }
                 Err(errs) => {
                     for e in &errs {
                         eprintln!("{e}");
@@ -186,6 +202,22 @@ async fn real_main() -> Result<i32> {
                     Ok(0)
                 }
             }
+        }
+        #[cfg(feature = "kubernetes")]
+        Command::Rbac(args) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let cfg = match medic_config::load(&args.config, &env) {
+                Ok(c) => c,
+                Err(errs) => {
+                    for e in &errs {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s) in {}", errs.len(), args.config.display());
+                    return Ok(2);
+                }
+            };
+            print!("{}", cmd::rbac::render(&cmd::rbac::plan(&cfg), &args));
+            Ok(0)
         }
         Command::Validate { files } => {
             let env = |k: &str| std::env::var(k).ok();
