@@ -11,11 +11,15 @@
 //! | `health.rs`     | (every watch)                    | `TargetDown` / `up` of the API server       |
 //!
 //! The service of a signal is the owning workload `namespace/name` (`owners.rs`), the
-//! instance the pod. Container logs are the `kubernetes_logs` source's (files of the
-//! kubelet); it names the workload from the pod name alone (`crate::container::workload_name`,
-//! trimming the ReplicaSet and pod hashes), which agrees with the owner chain for
-//! Deployments, StatefulSets and DaemonSets with generated names; a shared owner cache for
-//! both is left for later.
+//! instance the pod.
+//!
+//! Container logs are the `kubernetes_logs` source's (the kubelet's files). It cannot see
+//! ownerReferences, so it guesses the workload from the pod name (`crate::container::
+//! workload_name` trims the ReplicaSet and pod hashes, or a StatefulSet ordinal): the file-only
+//! fallback. Its guess matches the owner chain's *name* for generated pod names, but it has no
+//! namespace (`checkout`, where this source says `shop/checkout`); a shared owner cache (or
+//! the namespace prefix) is for the lead to decide — until then the two sources' signals of
+//! one workload carry different service names.
 
 mod common;
 mod configmaps;

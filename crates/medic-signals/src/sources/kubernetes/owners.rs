@@ -189,6 +189,12 @@ mod tests {
             o.of_pod(&two),
             Some(Resolution::Workload("db/agent".into()))
         );
+        // Kinds medic does not know (a custom controller) own their pods as named.
+        let custom = meta("db", "r-1", vec![owner("Rollout", "canary", Some(true))]);
+        assert_eq!(
+            o.of_pod(&custom),
+            Some(Resolution::Workload("db/canary".into()))
+        );
         let bare = meta("db", "debug", vec![]);
         assert_eq!(
             o.of_pod(&bare),

@@ -289,6 +289,19 @@ impl State {
         }
     }
 
+    /// The workload of a pod the pod watch has not shown (not watched, or the event came
+    /// first); a pod that cannot be read (deleted since) is named as itself.
+    async fn owner_of_pod_named(&mut self, ns: &str, name: &str, client: &kube::Client) -> String {
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let pod = match tokio::time::timeout(FETCH_TIMEOUT, api.get_opt(name)).await {
+            Ok(Ok(Some(pod))) => pod,
+            _ => return format!("{ns}/{name}"),
+        };
+        self.owner_of_pod(&pod, client)
+            .await
+            .unwrap_or_else(|| format!("{ns}/{name}"))
+    }
+
     async fn owner_of_replicaset(&mut self, ns: &str, name: &str, client: &kube::Client) -> String {
         if let Resolution::Workload(w) = self.owners.of_replicaset(ns, name) {
             return w;
@@ -398,11 +411,10 @@ impl State {
             let name = obj.name.clone().unwrap_or_default();
             let service = match obj.kind.as_deref().unwrap_or("") {
                 "Node" => format!("node/{name}"),
-                // The pod's workload as its observation knows it; a pod not (yet) seen is named
-                // as itself, as a bare pod would be.
+                // The pod's workload as its observation knows it, else as the pod says.
                 "Pod" => match s.pods.get(&(ns.clone(), name.clone())) {
                     Some(p) => p.service.clone(),
-                    None => format!("{ns}/{name}"),
+                    None => s.owner_of_pod_named(&ns, &name, client).await,
                 },
                 "ReplicaSet" => s.owner_of_replicaset(&ns, &name, client).await,
                 _ if ns.is_empty() => name.clone(),
