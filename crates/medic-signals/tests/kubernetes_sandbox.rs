@@ -878,6 +878,12 @@ async fn kube_source_against_a_real_api_server() {
     // 410 Gone and relist everything — and nothing already reported is reported again.
     let relists = stats.get(Counter::KubeRelisted);
     let before_restart = seen.all().len();
+    // A user without any RBAC binding, known from this restart on (the static token file is
+    // read at start).
+    let tokens = sb.dir.path().join("pki/tokens.csv");
+    let mut t = std::fs::read_to_string(&tokens).expect("tokens");
+    t.push_str("nobody-token-0123456789,nobody,nobody-uid\n");
+    std::fs::write(&tokens, t).expect("write tokens");
     sb.restart_apiserver();
     wait_ready(&client).await;
     seen.wait("relists after the API server restart", |_| {
@@ -901,6 +907,60 @@ async fn kube_source_against_a_real_api_server() {
         stats.get(Counter::KubeApiUnreachable),
         stats.get(Counter::KubeWatchError)
     );
+
+    // Forbidden (403 on every list): counted, reported as TargetDown naming the problem, and
+    // retried with back-off rather than in a loop.
+    let admin = std::fs::read_to_string(sb.kubeconfig()).expect("kubeconfig");
+    let token = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("token");
+    let nobody_path = sb.dir.path().join("kubeconfig-nobody");
+    std::fs::write(
+        &nobody_path,
+        admin.replace(token, "nobody-token-0123456789"),
+    )
+    .expect("write kubeconfig");
+    let (tx2, mut rx2) = mpsc::channel(64);
+    let (stop2, shutdown2) = watch::channel(false);
+    let stats2 = Arc::new(SourceStats::new());
+    let nobody = SourceConfig {
+        name: "k8s-nobody".into(),
+        kind: SourceKind::Kubernetes(KubernetesSourceConfig {
+            connection: KubeConnection {
+                kubeconfig: Some(nobody_path),
+                context: None,
+            },
+            scrape_interval: None,
+            ..Default::default()
+        }),
+        location: Location::default(),
+    };
+    let handles2 = spawn_sources(&[nobody], tx2, shutdown2, stats2.clone()).expect("spawn");
+    let forbidden = tokio::time::timeout(WAIT, async {
+        loop {
+            let s = rx2.recv().await.expect("signal");
+            if let SignalPayload::TargetDown { error } = &s.payload {
+                return error.clone();
+            }
+        }
+    })
+    .await
+    .expect("a TargetDown for the forbidden watches");
+    assert!(forbidden.contains("forbidden"), "{forbidden}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refused = stats2.get(Counter::KubeApiForbidden);
+    // Eight watches (pods, replicasets, three workload kinds, events, configmaps, nodes),
+    // each retrying after 0.5 s, 1 s, 2 s …: a few dozen in 3 s at most, not thousands.
+    eprintln!("forbidden requests in ~3 s: {refused}");
+    assert!((1..=80).contains(&refused), "{refused} forbidden requests");
+    stop2.send(true).expect("stop");
+    for h in handles2 {
+        tokio::time::timeout(WAIT, h)
+            .await
+            .expect("source stops")
+            .expect("join");
+    }
 
     let all = seen.all();
     let ooms = all
