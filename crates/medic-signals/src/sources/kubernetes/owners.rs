@@ -49,12 +49,9 @@ impl Owners {
         }
     }
 
-    /// Forgets ReplicaSets not in `keep` (after a relist, which also reports deletions).
-    pub(crate) fn retain_replicasets(
-        &mut self,
-        keep: &std::collections::HashSet<(String, String)>,
-    ) {
-        self.replicasets.retain(|k, _| keep.contains(k));
+    /// Forgets ReplicaSets `keep` refuses (after a relist, which also reports deletions).
+    pub(crate) fn retain_replicasets(&mut self, keep: impl Fn(&(String, String)) -> bool) {
+        self.replicasets.retain(|k, _| keep(k));
     }
 
     /// Records a ReplicaSet fetched on a miss that does not exist (or could not be read):

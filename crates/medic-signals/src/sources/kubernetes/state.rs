@@ -263,11 +263,7 @@ impl State {
                 self.targets.retain(|k, _| keep(k));
                 self.targets_changed |= before != self.targets.len();
             }
-            Kind::ReplicaSet => {
-                if r.namespace.is_none() {
-                    self.owners.retain_replicasets(&r.seen);
-                }
-            }
+            Kind::ReplicaSet => self.owners.retain_replicasets(keep),
             Kind::Workload(w) => self
                 .workloads
                 .retain(|(kind, ns, name), _| *kind != w || keep(&(ns.clone(), name.clone()))),
@@ -542,3 +538,145 @@ key_of!(
 key_of!(CoreEvent, Kind::Event);
 key_of!(ConfigMap, Kind::ConfigMap);
 key_of!(Node, Kind::Node);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+    use medic_core::{ProcessEventKind, Signal, SignalPayload, Ts};
+
+    fn state() -> State {
+        State::new(
+            "k8s",
+            Arc::new(Redactor::default()),
+            Arc::new(SourceStats::new()),
+            Namespaces {
+                only: Vec::new(),
+                exclude: vec!["kube-system".into()],
+            },
+            Emit {
+                pods: true,
+                events: true,
+                workloads: true,
+                configmaps: true,
+                nodes: true,
+            },
+            Health::new("k8s", "https://127.0.0.1:9"),
+        )
+    }
+
+    fn oom_pod(ns: &str) -> Pod {
+        let finished =
+            Time(k8s_openapi::jiff::Timestamp::from_millisecond(Ts::now().0 - 1000).expect("time"));
+        Pod {
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some("db-0".into()),
+                owner_references: Some(vec![OwnerReference {
+                    kind: "StatefulSet".into(),
+                    name: "db".into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "pg".into(),
+                    last_state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            reason: Some("OOMKilled".into()),
+                            exit_code: 137,
+                            finished_at: Some(finished),
+                            container_id: Some("cri://1".into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    restart_count: 1,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Feeds pod watch events; returns the process signals they yielded.
+    async fn feed(st: &mut State, events: Vec<Event<Pod>>) -> Vec<Signal> {
+        // Never contacted: StatefulSet pods need no ReplicaSet lookup.
+        let client = kube::Client::try_from(kube::Config::new(
+            "http://127.0.0.1:9".parse().expect("uri"),
+        ))
+        .expect("client");
+        let mut out = Out::new("k8s", Ts::now());
+        for ev in events {
+            let t = Tagged {
+                watch: "pods".into(),
+                namespace: None,
+                item: Ok(Item::Pod(ev)),
+            };
+            st.handle(t, &client, &mut out).await;
+        }
+        out.signals
+            .into_iter()
+            .filter(|s| matches!(&s.payload, SignalPayload::Process(e) if e.kind == ProcessEventKind::Exited))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn relists_do_not_repeat_and_forget_vanished_pods() {
+        let mut st = state();
+        let first = feed(
+            &mut st,
+            vec![
+                Event::Init,
+                Event::InitApply(oom_pod("shop")),
+                Event::InitDone,
+            ],
+        )
+        .await;
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].service.as_deref(), Some("shop/db"));
+        assert_eq!(first[0].instance.as_deref(), Some("db-0"));
+        // A relist (410 Gone, reconnect) delivers it again: nothing new.
+        let again = feed(
+            &mut st,
+            vec![
+                Event::Init,
+                Event::InitApply(oom_pod("shop")),
+                Event::InitDone,
+            ],
+        )
+        .await;
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(st.stats.get(Counter::KubeRelisted), 1);
+        // A relist without it: the pod is forgotten.
+        assert!(
+            feed(&mut st, vec![Event::Init, Event::InitDone])
+                .await
+                .is_empty()
+        );
+        assert_eq!(st.sizes().0, 0);
+        // Excluded namespaces are not even remembered.
+        assert!(
+            feed(&mut st, vec![Event::Apply(oom_pod("kube-system"))])
+                .await
+                .is_empty()
+        );
+        assert_eq!(st.sizes().0, 0);
+        // Malformed: a pod without a name, deletions of unknown pods.
+        let nameless = Pod::default();
+        assert!(
+            feed(
+                &mut st,
+                vec![Event::Apply(nameless.clone()), Event::Delete(nameless)]
+            )
+            .await
+            .is_empty()
+        );
+    }
+}
