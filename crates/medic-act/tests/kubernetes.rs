@@ -1,13 +1,13 @@
-//! The `kubernetes` actuator against a real control plane (`scripts/k8s-sandbox`: etcd,
-//! kube-apiserver 1.20, controller-manager and scheduler on loopback, no kubelet — pods stay
-//! Pending unless a test writes their status as a kubelet would).
+//! The `kubernetes` actuator against a real control plane (`medic_sandbox::harness`: etcd,
+//! kube-apiserver 1.20, controller-manager and scheduler on loopback, and medic's process
+//! kubelet, which runs pods' commands as host processes, probes them and reports status).
 //!
 //! One sandbox for the whole file (starting one takes ~15 s on two cores); every scenario runs
 //! in its own namespace, and every scenario runs even when an earlier one fails, so that one
 //! run reports every failure.
 
 use futures::FutureExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -21,20 +21,11 @@ use serde_json::{Value, json};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
-// Harness: the sandbox script, started without the process kubelet, stopped on drop.
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/k8s-sandbox")
-}
+// Harness.
 
 fn binaries_cached() -> bool {
     let cache = std::env::var_os("MEDIC_K8S_CACHE")
@@ -44,40 +35,6 @@ fn binaries_cached() -> bool {
                 .join(".cache/medic/k8s/1.20.2")
         });
     cache.join("bin/kube-apiserver").is_file()
-}
-
-impl Sandbox {
-    fn up() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("medic-k8s-act-")
-            .tempdir()
-            .unwrap();
-        let status = Command::new(script())
-            .arg("up")
-            .arg(dir.path())
-            .env("MEDIC_SANDBOX_NO_KUBELET", "1")
-            .status()
-            .expect("run scripts/k8s-sandbox up");
-        let sb = Sandbox { dir };
-        assert!(
-            status.success(),
-            "k8s-sandbox up failed: see {}/logs",
-            sb.dir.path().display()
-        );
-        sb
-    }
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = Command::new(script())
-            .arg("down")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 async fn admin(kubeconfig: &Path) -> kube::Client {
@@ -93,6 +50,8 @@ async fn admin(kubeconfig: &Path) -> kube::Client {
 
 struct Env {
     kubeconfig: PathBuf,
+    /// The node the process kubelet registered.
+    node: String,
     client: kube::Client,
     tmp: PathBuf,
 }
@@ -165,7 +124,7 @@ fn deployment(name: &str, image: &str, replicas: i32) -> Value {
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "main", "image": image}]}
+                "spec": {"containers": [{"name": "main", "image": image, "command": ["sleep", "3600"]}]}
             }
         }
     })
@@ -230,21 +189,12 @@ where
     }
 }
 
-/// Writes a pod's status as a kubelet would (the sandbox runs none here).
-async fn set_pod_running(client: &kube::Client, ns: &str, name: &str) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let status = json!({"status": {
-        "phase": "Running",
-        "conditions": [{"type": "Ready", "status": "False"}],
-    }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
-}
-
 async fn create_node(client: &kube::Client, name: &str) {
     let api: Api<Node> = Api::all(client.clone());
-    let n: Node = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    // Tainted: a node without a kubelet must never receive other scenarios' pods.
+    let n: Node = serde_json::from_value(json!({"metadata": {"name": name},
+        "spec": {"taints": [{"key": "medic.dev/test", "effect": "NoSchedule"}]}}))
+    .unwrap();
     api.create(&PostParams::default(), &n).await.unwrap();
 }
 
@@ -477,33 +427,74 @@ async fn revert_config_restores_and_restarts(env: &Env) {
 async fn delete_pod_one_per_action(env: &Env) {
     let ns = "t-delete";
     env.namespace(ns).await;
-    env.create_deployment(ns, deployment("web", "x:1", 2)).await;
-    wait("2 pods", || async { env.pods(ns, "web").await.len() == 2 }).await;
-    let before: Vec<String> = env
-        .pods(ns, "web")
-        .await
+    // Two running replicas; only the first to start (host-wide mkdir, pods are processes)
+    // passes its readiness probe, so the other is the least healthy.
+    let lock = env.tmp.join("delete-ready-lock");
+    let mut d = deployment("web", "x:1", 2);
+    d["spec"]["template"]["spec"]["containers"][0]["command"] = json!([
+        "sh",
+        "-c",
+        format!(
+            "if mkdir {} 2>/dev/null; then touch ready; fi; exec sleep 3600",
+            lock.display()
+        )
+    ]);
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+        json!({"exec": {"command": ["test", "-f", "ready"]}, "periodSeconds": 1});
+    env.create_deployment(ns, d).await;
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    wait("2 running pods, one ready", || async {
+        let pods = env.pods(ns, "web").await;
+        pods.len() == 2 && pods.iter().all(running) && pods.iter().filter(|p| ready(p)).count() == 1
+    })
+    .await;
+    let pods_now = env.pods(ns, "web").await;
+    let unready = pods_now
         .iter()
-        .map(|p| p.metadata.name.clone().unwrap())
-        .collect();
+        .find(|p| !ready(p))
+        .unwrap()
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let healthy = pods_now
+        .iter()
+        .find(|p| ready(p))
+        .unwrap()
+        .metadata
+        .name
+        .clone()
+        .unwrap();
     let a = env.actuator("delete").await;
     let r = a
         .execute("del-1", &on_deployment(ActionKind::DeletePod, ns, "web"))
         .await
         .unwrap();
-    let deleted = before
-        .iter()
-        .find(|n| r.detail.contains(n.as_str()))
-        .expect("detail names the pod")
-        .clone();
-    assert!(r.detail.contains("not ready"), "{}", r.detail);
+    assert!(
+        r.detail
+            .contains(&format!("deleted pod t-delete/{unready}")),
+        "{}",
+        r.detail
+    );
+    assert!(
+        r.detail.contains("not ready, phase Running"),
+        "{}",
+        r.detail
+    );
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), ns);
     wait("the pod gone", || async {
-        pods.get_opt(&deleted).await.unwrap().is_none()
+        pods.get_opt(&unready).await.unwrap().is_none()
     })
     .await;
-    let other = before.iter().find(|n| **n != deleted).unwrap();
+    let h = pods.get(&healthy).await.unwrap();
     assert!(
-        pods.get_opt(other).await.unwrap().is_some(),
+        h.metadata.deletion_timestamp.is_none(),
         "only one pod per action"
     );
     // The same key: nothing more is deleted.
@@ -512,22 +503,33 @@ async fn delete_pod_one_per_action(env: &Env) {
         .await
         .unwrap();
     assert!(!again.applied, "{again:?}");
-    assert!(pods.get_opt(other).await.unwrap().is_some());
+    assert!(
+        pods.get(&healthy)
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
     // A named pod (kind Pod), recorded on its Deployment.
     let r = a
         .execute(
             "del-2",
-            &action(ActionKind::DeletePod, WorkloadKind::Pod, ns, other),
+            &action(ActionKind::DeletePod, WorkloadKind::Pod, ns, &healthy),
         )
         .await
         .unwrap();
     assert!(
-        r.detail.contains(other.as_str()) && r.detail.contains("of Deployment t-delete/web"),
+        r.detail.contains(&healthy) && r.detail.contains("of Deployment t-delete/web"),
         "{}",
         r.detail
     );
+    assert!(r.detail.contains("(ready, phase Running"), "{}", r.detail);
     // A bare pod has no controller to replace it.
-    let bare: Pod = serde_json::from_value(json!({"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).unwrap();
+    let bare: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep", "3600"]}]}}),
+    )
+    .unwrap();
     pods.create(&PostParams::default(), &bare).await.unwrap();
     match a
         .execute(
@@ -539,6 +541,7 @@ async fn delete_pod_one_per_action(env: &Env) {
         Err(ActError::Rejected(m)) => assert!(m.contains("no controller"), "{m}"),
         other => panic!("expected Rejected, got {other:?}"),
     }
+    pods.delete("bare", &Default::default()).await.unwrap();
 }
 
 async fn set_resources_raises_never_lowers(env: &Env) {
@@ -578,11 +581,11 @@ async fn set_resources_raises_never_lowers(env: &Env) {
     }
 }
 
+/// Runs last: it cordons the sandbox's only real node (and uncordons it at the end).
 async fn cordon_and_drain(env: &Env) {
     let ns = "t-drain";
     env.namespace(ns).await;
     create_node(&env.client, "node-a").await;
-    create_node(&env.client, "node-b").await;
     let a = env.actuator("drain").await;
     let nodes: Api<Node> = Api::all(env.client.clone());
 
@@ -604,18 +607,38 @@ async fn cordon_and_drain(env: &Env) {
     );
     assert!(!a.execute("cordon-1", &cordon).await.unwrap().applied);
 
-    // Pods bound to node-b (nodeName set: no scheduler needed), Running but not Ready, so a
-    // PodDisruptionBudget that wants both healthy refuses every eviction.
-    let mut d = deployment("guarded", "x:1", 2);
-    d["spec"]["template"]["spec"]["nodeName"] = json!("node-b");
-    env.create_deployment(ns, d).await;
-    wait("2 pods", || async {
-        env.pods(ns, "guarded").await.len() == 2
+    // Two running, ready replicas on the kubelet's node, a PodDisruptionBudget that wants
+    // both (policy/v1beta1: the 1.20 server has no v1), and a DaemonSet pod beside them.
+    let node = env.node.as_str();
+    env.create_deployment(ns, deployment("guarded", "x:1", 2))
+        .await;
+    let ds: Api<DaemonSet> = Api::namespaced(env.client.clone(), ns);
+    let mut daemon = deployment("agent", "x:1", 1);
+    daemon["kind"] = json!("DaemonSet");
+    daemon["spec"].as_object_mut().unwrap().remove("replicas");
+    ds.create(
+        &PostParams::default(),
+        &serde_json::from_value(daemon).unwrap(),
+    )
+    .await
+    .unwrap();
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    wait("2 ready pods and the DaemonSet pod", || async {
+        let g = env.pods(ns, "guarded").await;
+        g.len() == 2 && g.iter().all(ready) && env.pods(ns, "agent").await.iter().any(ready)
     })
     .await;
-    for p in env.pods(ns, "guarded").await {
-        set_pod_running(&env.client, ns, p.metadata.name.as_deref().unwrap()).await;
-    }
+    let guarded: Vec<String> = env
+        .pods(ns, "guarded")
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
     let pdb_ar = ApiResource {
         group: "policy".into(),
         version: "v1beta1".into(),
@@ -628,12 +651,18 @@ async fn cordon_and_drain(env: &Env) {
         json!({"spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}}}),
     );
     pdbs.create(&PostParams::default(), &pdb).await.unwrap();
-    wait("the disruption controller to observe the PDB", || async {
-        let p = pdbs.get("guarded").await.unwrap();
-        p.data.pointer("/status/observedGeneration").is_some()
-    })
+    wait(
+        "the disruption controller to count 2 healthy pods",
+        || async {
+            let p = pdbs.get("guarded").await.unwrap();
+            p.data
+                .pointer("/status/currentHealthy")
+                .and_then(Value::as_i64)
+                == Some(2)
+        },
+    )
     .await;
-    let drain = Action::new(ActionKind::DrainNode, "node-b");
+    let drain = Action::new(ActionKind::DrainNode, node);
     let e = a.execute("drain-1", &drain).await.unwrap_err();
     let ActError::Rejected(m) = e else {
         panic!("expected Rejected, got {e:?}")
@@ -643,42 +672,54 @@ async fn cordon_and_drain(env: &Env) {
         "{m}"
     );
     assert!(m.contains("disruption budget"), "{m}");
-    for p in env.pods(ns, "guarded").await {
+    assert!(
+        m.contains("(DaemonSet)"),
+        "the DaemonSet pod is skipped: {m}"
+    );
+    for name in &guarded {
+        assert!(m.contains(name.as_str()), "{m}");
+        let p: Pod = Api::namespaced(env.client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap();
         assert!(
-            p.metadata.deletion_timestamp.is_none(),
-            "{:?} was deleted",
-            p.metadata.name
+            p.metadata.deletion_timestamp.is_none() && ready(&p),
+            "{name} was disrupted"
         );
-        assert!(m.contains(p.metadata.name.as_deref().unwrap()), "{m}");
     }
     assert_eq!(
-        nodes
-            .get("node-b")
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .unschedulable,
+        nodes.get(node).await.unwrap().spec.unwrap().unschedulable,
         Some(true),
         "cordoned first"
     );
 
-    // Without the budget the same drain evicts both (deletion requested; no kubelet to finish it).
+    // Without the budget the same drain evicts both; the kubelet stops them, and their
+    // replacements stay Pending on the cordoned node. The DaemonSet pod keeps running.
     pdbs.delete("guarded", &Default::default()).await.unwrap();
     let r = a.execute("drain-2", &drain).await.unwrap();
-    assert!(r.detail.contains("evicted 2 pods"), "{}", r.detail);
-    for p in env
-        .pods(ns, "guarded")
-        .await
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_some())
-    {
-        assert!(
-            r.detail.contains(p.metadata.name.as_deref().unwrap()),
-            "{}",
-            r.detail
-        );
+    // (Earlier scenarios' pods on the node were evicted by the first drain already.)
+    assert!(r.detail.contains("evicted "), "{}", r.detail);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), ns);
+    for name in &guarded {
+        assert!(r.detail.contains(name.as_str()), "{}", r.detail);
+        wait("the evicted pod gone", || async {
+            pods.get_opt(name).await.unwrap().is_none()
+        })
+        .await;
     }
+    assert!(
+        env.pods(ns, "agent")
+            .await
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none())
+    );
+    assert!(!a.execute("drain-2", &drain).await.unwrap().applied);
+
+    let uncordon = json!({"spec": {"unschedulable": false}});
+    nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&uncordon))
+        .await
+        .unwrap();
 }
 
 async fn isolate_creates_a_network_policy(env: &Env) {
@@ -927,6 +968,12 @@ async fn rbac_rules_and_forbidden(env: &Env) {
     a.execute("r-5", &on_deployment(ActionKind::DeletePod, ns, "web"))
         .await
         .unwrap();
+    wait("a second revision", || async {
+        revision(&env.deployments(ns).get("web").await.unwrap())
+            .and_then(|r| r.parse::<u32>().ok())
+            .is_some_and(|r| r >= 2)
+    })
+    .await;
     a.execute(
         "r-6",
         &on_deployment(ActionKind::RollbackRelease, ns, "web"),
@@ -1057,11 +1104,22 @@ async fn kubernetes_actuator_against_a_real_api_server() {
         eprintln!("SKIPPED: no sandbox binaries (run scripts/k8s-sandbox build once)");
         return;
     }
-    let sandbox = Sandbox::up();
+    let mut sandbox = tokio::task::spawn_blocking(|| {
+        medic_sandbox::harness::Sandbox::builder()
+            .max_backoff(Duration::from_secs(2))
+            .start()
+    })
+    .await
+    .unwrap()
+    .expect("start the sandbox");
     let tmp = tempfile::tempdir().unwrap();
     let env = Env {
-        kubeconfig: sandbox.kubeconfig(),
-        client: admin(&sandbox.kubeconfig()).await,
+        kubeconfig: sandbox.kubeconfig_path(),
+        node: sandbox
+            .node_name()
+            .expect("a sandbox with the kubelet")
+            .to_string(),
+        client: admin(&sandbox.kubeconfig_path()).await,
         tmp: tmp.path().to_path_buf(),
     };
     let only = std::env::var("MEDIC_K8S_SCENARIO").ok();
@@ -1073,12 +1131,12 @@ async fn kubernetes_actuator_against_a_real_api_server() {
         revert_config_restores_and_restarts,
         delete_pod_one_per_action,
         set_resources_raises_never_lowers,
-        cordon_and_drain,
         isolate_creates_a_network_policy,
         gitops_and_namespaces_refused,
         dry_run_changes_nothing,
         conflict_is_retried,
         rbac_rules_and_forbidden,
+        cordon_and_drain,
     ] {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
@@ -1100,7 +1158,7 @@ async fn kubernetes_actuator_against_a_real_api_server() {
             }
         }
     }
-    drop(sandbox);
+    sandbox.stop();
     assert!(failed.is_empty(), "failed scenarios: {failed:?}");
 }
 
