@@ -242,6 +242,36 @@ async fn restart_is_idempotent(env: &Env) {
     assert_eq!(a.resolve("web").await.unwrap(), None);
     assert_eq!(a.resolve("t-restart/nope").await.unwrap(), None);
     assert_eq!(a.replicas("t-restart/web").await.unwrap(), Some(1));
+
+    // Through the registry, as the agent calls it: built from config, routed by resolving the
+    // service name (no typed target).
+    let registry = medic_act::Actuators::build(&medic_config::ActuatorsConfig {
+        local: None,
+        kubernetes: Some(env.cfg("restart-registry")),
+    })
+    .await
+    .unwrap();
+    assert_eq!(registry.names(), ["kubernetes"]);
+    let r = registry
+        .execute(
+            "restart-2",
+            &Action::new(ActionKind::RestartWorkload, "t-restart/web"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.applied && r.detail.contains("Deployment t-restart/web"),
+        "{r:?}"
+    );
+    assert!(matches!(
+        registry
+            .execute(
+                "restart-3",
+                &Action::new(ActionKind::RestartWorkload, "t-restart/nope")
+            )
+            .await,
+        Err(ActError::Rejected(_))
+    ));
 }
 
 async fn scale_and_hpa(env: &Env) {
@@ -839,6 +869,18 @@ async fn dry_run_changes_nothing(env: &Env) {
     let mut res = on_deployment(ActionKind::SetResources, ns, "web");
     res.memory_limit_bytes = Some(128 << 20);
     assert!(!a.dry_run(&res).await.unwrap().applied);
+    wait("a pod", || async { !env.pods(ns, "web").await.is_empty() }).await;
+    let r = a
+        .dry_run(&on_deployment(ActionKind::DeletePod, ns, "web"))
+        .await
+        .unwrap();
+    assert!(!r.applied && r.detail.contains("deleted pod"), "{r:?}");
+    assert!(
+        env.pods(ns, "web")
+            .await
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none())
+    );
     let after = env.deployments(ns).get("web").await.unwrap();
     assert_eq!(
         after.metadata.resource_version, before.metadata.resource_version,
@@ -1160,6 +1202,26 @@ async fn kubernetes_actuator_against_a_real_api_server() {
     }
     sandbox.stop();
     assert!(failed.is_empty(), "failed scenarios: {failed:?}");
+}
+
+#[tokio::test]
+async fn a_bad_kubeconfig_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, "not: [a kubeconfig").unwrap();
+    let cfg = KubernetesActuatorConfig {
+        connection: KubeConnection {
+            kubeconfig: Some(path.clone()),
+            context: None,
+        },
+        history_file: dir.path().join("h.json"),
+        ..Default::default()
+    };
+    match KubernetesActuator::new(&cfg).await {
+        Err(ActError::Invalid(m)) => assert!(m.contains(&path.display().to_string()), "{m}"),
+        Err(e) => panic!("expected Invalid, got {e:?}"),
+        Ok(_) => panic!("expected Invalid, got an actuator"),
+    }
 }
 
 #[test]
