@@ -425,18 +425,10 @@ const DETECTOR_STATE_SAVE_S: f64 = 60.0;
 /// At most this many weak findings are held at once.
 const MAX_HELD: usize = 256;
 
-/// A finding too weak to open an incident by itself: a never-seen error message or log
-/// template, a template's rate moving, or a known-bad phrase in one log line all happen in
-/// healthy systems too (a rare code path, a retried call); next to other symptoms they are
-/// evidence, and they join the incident those symptoms open.
+/// A finding too weak to open an incident by itself ([`FindingKind::is_weak`]): it joins
+/// the incident that stronger symptoms open.
 fn is_weak(f: &Finding) -> bool {
-    matches!(
-        f.kind,
-        FindingKind::NewErrorMessage
-            | FindingKind::NewLogTemplate
-            | FindingKind::LogTemplateRate
-            | FindingKind::LogPattern
-    )
+    f.kind.is_weak()
 }
 
 /// A running agent: its sources, its loop, and the handles to watch and stop it.

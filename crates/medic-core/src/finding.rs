@@ -44,6 +44,20 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Too weak to open an incident or to date one: a never-seen error message or log
+    /// template, a template's rate moving, or a known-bad phrase in one log line all happen
+    /// in healthy systems too (a rare code path, a retried call, a pod's first readiness
+    /// probe); next to other symptoms they are evidence.
+    pub fn is_weak(self) -> bool {
+        matches!(
+            self,
+            FindingKind::NewErrorMessage
+                | FindingKind::NewLogTemplate
+                | FindingKind::LogTemplateRate
+                | FindingKind::LogPattern
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::ErrorRate => "error_rate",

@@ -45,7 +45,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 /// The shortest exact binary form (`96Mi`, `1Gi`), else plain bytes.
 pub fn format_bytes(b: u64) -> String {
     for (suf, m) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if b >= m && b % m == 0 {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{suf}", b / m);
         }
     }

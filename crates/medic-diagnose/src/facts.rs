@@ -101,11 +101,22 @@ impl Facts {
             if superseded(c, cx.changes) {
                 continue;
             }
+            // A change explains a service's failure if it came before that service's own
+            // onset: its first strong finding. A weak one (a stale readiness-probe event, a
+            // new log line) may predate the change and must not hide it.
+            let onset = sf
+                .findings
+                .iter()
+                .filter(|f| !f.kind.is_weak())
+                .map(|f| f.ts)
+                .min()
+                .unwrap_or(started)
+                .max(started);
             match c.kind {
-                ChangeKind::Deploy if c.relevant_at(started, cx.change_lookback_s) => {
+                ChangeKind::Deploy if c.relevant_at(onset, cx.change_lookback_s) => {
                     sf.recent_deploys.push(c.clone())
                 }
-                ChangeKind::ConfigChange if c.relevant_at(started, cx.change_lookback_s) => {
+                ChangeKind::ConfigChange if c.relevant_at(onset, cx.change_lookback_s) => {
                     sf.recent_config_changes.push(c.clone())
                 }
                 // A planned event counts if it is under way at any point of the incident,

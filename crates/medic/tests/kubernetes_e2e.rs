@@ -179,10 +179,17 @@ fn restart_patch() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_configmap_rollout_is_diagnosed_as_misconfiguration_and_reverted() {
-    let sandbox = Sandbox::builder()
-        .max_backoff(Duration::from_secs(2))
-        .start()
-        .expect("sandbox (scripts/k8s-sandbox build, then MEDIC_KUBELET or cargo build -p medic-sandbox)");
+    // Starting the control plane blocks for 10-20 s: not on a runtime worker.
+    let sandbox = tokio::task::spawn_blocking(|| {
+        Sandbox::builder()
+            .max_backoff(Duration::from_secs(2))
+            .start()
+    })
+    .await
+    .unwrap()
+    .expect(
+        "sandbox (scripts/k8s-sandbox build, then MEDIC_KUBELET or cargo build -p medic-sandbox)",
+    );
     let client = sandbox.client().await.expect("client");
     setup(&client).await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), NS);

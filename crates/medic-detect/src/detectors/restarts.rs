@@ -155,6 +155,9 @@ impl Detector for Restarts {
             return;
         }
         if !ev.is_unexpected_exit() {
+            // Stopped by its orchestrator (a pod deleted, a replica scaled away): it will
+            // not start again, and that is not a failure.
+            svc.down.remove(instance);
             return;
         }
         let oom = ev.reason == "OOMKilled";
@@ -322,6 +325,27 @@ mod tests {
     }
     fn st(d: &Restarts, kind: FindingKind, t: i64) -> Option<SymptomState> {
         d.status(&sym("db", kind), Ts(t))
+    }
+
+    /// Regression (Kubernetes): a crash-looping pod that its controller deleted and replaced
+    /// never starts again under its name; it must not keep the workload "down" forever.
+    #[test]
+    fn a_crashed_instance_that_is_stopped_for_good_clears() {
+        let mut d = Restarts::new(&DetectorsConfig::default());
+        let mut out = vec![];
+        d.observe(&start(0, "db-a"), &mut out);
+        d.observe(&exit(1_000, "db-a", "Error"), &mut out);
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 60_000),
+            Some(SymptomState::Anomalous),
+            "still down: it has not started again"
+        );
+        d.observe(&exit(61_000, "db-a", "Stopped"), &mut out);
+        d.observe(&start(61_500, "db-b"), &mut out);
+        assert_eq!(
+            st(&d, FindingKind::ProcessExit, 120_000),
+            Some(SymptomState::Clear)
+        );
     }
 
     #[test]

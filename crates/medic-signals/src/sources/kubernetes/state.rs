@@ -22,6 +22,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Node, Pod};
 use kube::Api;
 use kube::runtime::watcher::Event;
+use medic_core::{ProcessEvent, ProcessEventKind, SignalPayload};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,13 +209,57 @@ impl State {
                 apply(self, &o, true, client, out).await;
             }
             Event::Apply(o) => apply(self, &o, false, client, out).await,
-            Event::Delete(o) => self.forget(K::KIND, o.key()),
+            Event::Delete(o) => {
+                let key = o.key();
+                if K::KIND == Kind::Pod
+                    && let Some(k) = &key
+                {
+                    self.pod_gone(k, out);
+                }
+                self.forget(K::KIND, key)
+            }
             Event::InitDone => {
                 if let Some(r) = self.relists.remove(&t.watch) {
+                    if K::KIND == Kind::Pod {
+                        let in_scope = |k: &Key| r.namespace.as_deref().is_none_or(|ns| ns == k.0);
+                        let gone: Vec<Key> = self
+                            .pods
+                            .keys()
+                            .filter(|k| in_scope(k) && !r.seen.contains(*k))
+                            .cloned()
+                            .collect();
+                        for k in &gone {
+                            self.pod_gone(k, out);
+                        }
+                    }
                     self.forget_unlisted(K::KIND, &r);
                 }
             }
         }
+    }
+
+    /// A pod is gone (deleted, or missing from a relist): its instance will not start
+    /// again, which the restart detector must know, or a crash-looping pod that its
+    /// controller replaced would keep the workload "down" forever.
+    fn pod_gone(&mut self, key: &Key, out: &mut Out) {
+        let Some(obs) = self.pods.get(key) else {
+            return;
+        };
+        let ts = out.now;
+        out.push(
+            ts,
+            &obs.service.clone(),
+            Some(&key.1),
+            SignalPayload::Process(ProcessEvent {
+                kind: ProcessEventKind::Exited,
+                pid: 0,
+                exit_code: None,
+                signal: None,
+                reason: "Stopped".to_string(),
+                version: None,
+                config_version: None,
+            }),
+        );
     }
 
     fn forget(&mut self, kind: Kind, key: Option<Key>) {
@@ -493,7 +538,7 @@ struct Tag {
 }
 
 /// Which map an object's deletion or relist touches.
-#[derive(Copy, Clone)]
+#[derive(Copy, Clone, PartialEq, Eq)]
 enum Kind {
     Pod,
     ReplicaSet,

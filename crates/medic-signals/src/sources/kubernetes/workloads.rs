@@ -1,5 +1,6 @@
 //! Deployments, StatefulSets, DaemonSets:
-//! - a changed pod template (image, env, args, `restartedAt`, anything) → `Change(Deploy)`
+//! - a changed pod template (image, env, args, anything but a bare `restartedAt`) →
+//!   `Change(Deploy)`; a rollout restart alone → an info log line
 //!   with `from`/`to` = the images (or the template hash when the images stayed) and the
 //!   author from `managedFields`; medic's own changes → `Change(Remediation)` by `medic`, as
 //!   the local supervisor records its restarts and rollbacks;
@@ -254,6 +255,25 @@ pub(crate) fn observe_workload(
         let by_medic = author.as_deref() == Some(MEDIC_MANAGER)
             || (now.medic_action.is_some()
                 && prev.is_some_and(|p| p.medic_action != now.medic_action));
+        // `kubectl rollout restart` changes only the restartedAt annotation: the same release
+        // with the same settings, so not a deploy for diagnosis to blame. What a restart can
+        // bring in (a changed ConfigMap) is recorded as that ConfigMap's own change.
+        if !by_medic && aspects == ["restartedAt"] {
+            let f = Fields::new()
+                .kv("k8s.kind", v.kind.lower())
+                .kv("k8s.reason", "RolloutRestart")
+                .kv("k8s.namespace", ns)
+                .kv("k8s.name", name)
+                .kv("k8s.author", author.as_deref().unwrap_or(""));
+            out.log(
+                &service,
+                None,
+                Level::Info,
+                format!("{kind} {service} restarted"),
+                f,
+            );
+            return Some(now);
+        }
         let (from, to) = versions(prev, &now);
         let generation = v.meta.generation.unwrap_or(0);
         let change = ChangeEvent {
@@ -420,6 +440,24 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_rollout_restart_by_a_person_is_no_deploy() {
+        let d = deployment("api:1", "a", 2, "kubectl-create");
+        let (o1, _) = step(None, &d, true);
+        let mut restarted = deployment("api:1", "a", 2, "kubectl-rollout");
+        restarted.spec.as_mut().unwrap().template.metadata = Some(ObjectMeta {
+            annotations: Some(
+                [(RESTARTED_AT.to_string(), "2026-12-03T10:00:00Z".to_string())].into(),
+            ),
+            ..Default::default()
+        });
+        let (_, s2) = step(o1.as_ref(), &restarted, false);
+        assert!(changes(&s2).is_empty(), "a restart is not a deploy");
+        assert!(s2.iter().any(|s| matches!(&s.payload, SignalPayload::Log(l)
+            if l.message == "deployment shop/api restarted"
+                && l.fields.get("k8s.reason").map(String::as_str) == Some("RolloutRestart"))));
     }
 
     #[test]
