@@ -36,12 +36,18 @@ const WORKLOADS_READ: &[Need] = &[
 /// What one watched kind of the `kubernetes` source reads.
 fn source_needs(w: KubeWatch) -> Vec<Need> {
     match w {
-        // Pods map to workloads through ReplicaSets (ownerReferences), so those are read too.
+        // Pods map to workloads through ReplicaSets (ownerReferences), so those are read
+        // too; one not yet in the cache is fetched (`get`).
         KubeWatch::Pods => vec![
-            Need(CORE, "pods", &["list", "watch"]),
-            Need(APPS, "replicasets", &["list", "watch"]),
+            Need(CORE, "pods", &["get", "list", "watch"]),
+            Need(APPS, "replicasets", &["get", "list", "watch"]),
         ],
-        KubeWatch::Events => vec![Need(CORE, "events", &["list", "watch"])],
+        // An event about a pod is attributed to the pod's workload: the same owner lookup.
+        KubeWatch::Events => vec![
+            Need(CORE, "events", &["list", "watch"]),
+            Need(CORE, "pods", &["get"]),
+            Need(APPS, "replicasets", &["get", "list", "watch"]),
+        ],
         KubeWatch::Workloads => WORKLOADS_READ.to_vec(),
         // A ConfigMap change matters through the workloads whose pod templates use it.
         KubeWatch::ConfigMaps => {
