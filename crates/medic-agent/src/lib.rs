@@ -14,8 +14,8 @@ pub use timeline::{Stage, TimelineEvent};
 use medic_act::Actuator;
 use medic_config::Config;
 use medic_core::{
-    AuditEvent, ChangeEvent, ChangeKind, Clock, Finding, FindingKind, Incident, IncidentState,
-    Signal, SignalPayload, Ts, stable_id,
+    AuditEvent, ChangeEvent, ChangeKind, Clock, Finding, Incident, IncidentState, Signal,
+    SignalPayload, Ts, stable_id,
 };
 use medic_detect::{Assignment, Correlator, Detectors, IncidentView};
 use medic_store::Store;

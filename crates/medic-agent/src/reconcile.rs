@@ -850,46 +850,6 @@ fn undo(inc: &medic_core::Incident) -> Option<Action> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sym(service: &str, kind: FindingKind) -> Symptom {
-        Symptom {
-            service: service.into(),
-            kind,
-        }
-    }
-
-    #[test]
-    fn load_and_one_off_events_are_not_verified() {
-        let v = verifiable(
-            &[
-                sym("a", FindingKind::TrafficSurge),
-                sym("a", FindingKind::Latency),
-                sym("b", FindingKind::NewErrorMessage),
-                sym("a", FindingKind::LogPattern),
-                sym("a", FindingKind::NewLogTemplate),
-                sym("a", FindingKind::LogTemplateRate),
-            ],
-            "a",
-        );
-        assert_eq!(v, vec![sym("a", FindingKind::Latency)]);
-    }
-
-    #[test]
-    fn a_bare_surge_is_verified_by_the_targets_golden_signals() {
-        let v = verifiable(&[sym("a", FindingKind::TrafficSurge)], "a");
-        assert_eq!(
-            v,
-            vec![
-                sym("a", FindingKind::Latency),
-                sym("a", FindingKind::ErrorRate)
-            ]
-        );
-    }
-}
-
 /// What the actuator reports about the target before planning: its typed object, its
 /// replicas, and the memory limit a `set_resources` policy would raise. A failure to
 /// read is logged and leaves the value unknown (the planner then says what it lacks).
@@ -939,5 +899,45 @@ async fn observe(
         workload,
         replicas,
         memory_limit_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(service: &str, kind: FindingKind) -> Symptom {
+        Symptom {
+            service: service.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn load_and_one_off_events_are_not_verified() {
+        let v = verifiable(
+            &[
+                sym("a", FindingKind::TrafficSurge),
+                sym("a", FindingKind::Latency),
+                sym("b", FindingKind::NewErrorMessage),
+                sym("a", FindingKind::LogPattern),
+                sym("a", FindingKind::NewLogTemplate),
+                sym("a", FindingKind::LogTemplateRate),
+            ],
+            "a",
+        );
+        assert_eq!(v, vec![sym("a", FindingKind::Latency)]);
+    }
+
+    #[test]
+    fn a_bare_surge_is_verified_by_the_targets_golden_signals() {
+        let v = verifiable(&[sym("a", FindingKind::TrafficSurge)], "a");
+        assert_eq!(
+            v,
+            vec![
+                sym("a", FindingKind::Latency),
+                sym("a", FindingKind::ErrorRate)
+            ]
+        );
     }
 }

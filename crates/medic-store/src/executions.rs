@@ -11,7 +11,7 @@ pub enum BeginOutcome {
     /// Recorded now: go ahead and call the actuator.
     New,
     /// This key was recorded before: do not act again; here is what was recorded.
-    Existing(Execution),
+    Existing(Box<Execution>),
 }
 
 const COLUMNS: &str =
@@ -54,7 +54,7 @@ impl Store {
                     read_row,
                 )?
                 .and_then_decode()?;
-            BeginOutcome::Existing(existing)
+            BeginOutcome::Existing(Box::new(existing))
         };
         tx.commit()?;
         Ok(outcome)

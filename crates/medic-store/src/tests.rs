@@ -442,7 +442,7 @@ fn begin_execution_is_insert_if_absent() {
     replay.attempt = 2;
     assert_eq!(
         store.begin_execution(&replay).unwrap(),
-        BeginOutcome::Existing(first.clone())
+        BeginOutcome::Existing(Box::new(first.clone()))
     );
     store
         .finish_execution("k1", ExecutionStatus::Succeeded, "scaled to 4", Ts(2_000))
@@ -453,7 +453,7 @@ fn begin_execution_is_insert_if_absent() {
     assert_eq!(done.detail, "scaled to 4");
     assert_eq!(done.action, first.action);
     match store.begin_execution(&first).unwrap() {
-        BeginOutcome::Existing(e) => assert_eq!(e, done),
+        BeginOutcome::Existing(e) => assert_eq!(*e, done),
         BeginOutcome::New => panic!("replayed key executed again"),
     }
     assert_eq!(store.execution("nope").unwrap(), None);
