@@ -51,6 +51,15 @@ pub trait Actuator: Send + Sync {
         let _ = (service, container);
         Box::pin(async { Ok(None) })
     }
+    /// Whether the workload has settled after an action (its rollout complete, every replica
+    /// ready); `None` when the platform has no such notion. Verification waits for it.
+    fn health<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> BoxFuture<'a, Result<Option<WorkloadHealth>, ActError>> {
+        let _ = workload;
+        Box::pin(async { Ok(None) })
+    }
     /// What `execute` would do, changing nothing: a server-side dry run where the platform
     /// has one. The default says plainly that this actuator cannot check.
     fn dry_run<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<ActionReport, ActError>> {
@@ -64,6 +73,13 @@ pub trait Actuator: Send + Sync {
             })
         })
     }
+}
+
+/// Whether a workload has settled, and the numbers that say so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadHealth {
+    pub settled: bool,
+    pub detail: String,
 }
 
 /// What an actuator reports about one execution.

@@ -164,6 +164,18 @@ impl Actuator for Actuators {
         })
     }
 
+    fn health<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> BoxFuture<'a, Result<Option<crate::WorkloadHealth>, ActError>> {
+        Box::pin(async move {
+            match self.for_platform(workload.kind.platform()) {
+                Some(a) => a.health(workload).await,
+                None => Ok(None),
+            }
+        })
+    }
+
     fn dry_run<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<ActionReport, ActError>> {
         Box::pin(async move {
             let (actuator, action) = self.route(action).await?;

@@ -19,6 +19,7 @@ mod error;
 pub mod gitops;
 pub mod history;
 mod ledger;
+mod observe;
 pub mod rbac;
 mod resolve;
 mod template;
@@ -237,6 +238,25 @@ impl Actuator for KubernetesActuator {
         service: &'a str,
     ) -> BoxFuture<'a, Result<Option<WorkloadRef>, ActError>> {
         Box::pin(resolve::resolve(&self.inner.client, service))
+    }
+
+    fn memory_limit<'a>(
+        &'a self,
+        service: &'a str,
+        container: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<u64>, ActError>> {
+        Box::pin(observe::memory_limit(
+            &self.inner.client,
+            service,
+            container,
+        ))
+    }
+
+    fn health<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> BoxFuture<'a, Result<Option<crate::WorkloadHealth>, ActError>> {
+        Box::pin(observe::health(&self.inner.client, workload))
     }
 
     /// A server-side dry run (`dryRun=All`) of every write the action would make: patches,
