@@ -699,12 +699,11 @@ mod tests {
         .await;
         assert!(again.is_empty(), "{again:?}");
         assert_eq!(st.stats.get(Counter::KubeRelisted), 1);
-        // A relist without it: the pod is forgotten.
-        assert!(
-            feed(&mut st, vec![Event::Init, Event::InitDone])
-                .await
-                .is_empty()
-        );
+        // A relist without it: the pod is forgotten, and its instance reported stopped for
+        // good (so a crash it had does not keep its workload "down").
+        let gone = feed(&mut st, vec![Event::Init, Event::InitDone]).await;
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert!(matches!(&gone[0].payload, SignalPayload::Process(p) if p.reason == "Stopped"));
         assert_eq!(st.sizes().0, 0);
         // Excluded namespaces are not even remembered.
         assert!(
