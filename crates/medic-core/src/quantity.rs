@@ -1,27 +1,29 @@
 //! Kubernetes resource quantities for memory (`64Mi`, `1Gi`, `1G`, `128974848`, `129e6`):
 //! one parser for the config, the planner and the actuators.
 
-/// Bytes in a memory quantity; `None` when it is not one (negative, fractional bytes, junk,
-/// or beyond u64).
-pub fn parse_bytes(s: &str) -> Option<u64> {
+/// A quantity's value in base units (bytes for memory, cores for cpu: `500m` is 0.5);
+/// `None` when it is not one (negative, junk, not finite).
+pub fn parse(s: &str) -> Option<f64> {
     let s = s.trim();
     if s.is_empty() || s.len() > 64 {
         return None;
     }
-    const SUFFIXES: [(&str, f64); 13] = [
+    const SUFFIXES: [(&str, f64); 15] = [
         ("Ki", 1024.0),
         ("Mi", 1048576.0),
         ("Gi", 1073741824.0),
         ("Ti", 1099511627776.0),
         ("Pi", 1125899906842624.0),
         ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
         ("k", 1e3),
         ("M", 1e6),
         ("G", 1e9),
         ("T", 1e12),
         ("P", 1e15),
         ("E", 1e18),
-        ("m", 1e-3),
     ];
     let (num, mult) = SUFFIXES
         .iter()
@@ -35,11 +37,14 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         return None;
     }
     let v: f64 = num.parse().ok()?;
-    let bytes = (v * mult).ceil();
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return None;
-    }
-    Some(bytes as u64)
+    let v = v * mult;
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+/// Bytes in a memory quantity, rounded up; `None` when it is not one or beyond u64.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let bytes = parse(s)?.ceil();
+    (bytes <= u64::MAX as f64).then_some(bytes as u64)
 }
 
 /// The shortest exact binary form (`96Mi`, `1Gi`), else plain bytes.
@@ -67,6 +72,8 @@ mod tests {
         for bad in ["", "Mi", "-1Mi", "abc", "1Zi", "1e400", "0x10"] {
             assert_eq!(parse_bytes(bad), None, "{bad}");
         }
+        assert_eq!(parse("500m"), Some(0.5));
+        assert_eq!(parse("2"), Some(2.0));
         assert_eq!(format_bytes(96 << 20), "96Mi");
         assert_eq!(format_bytes(1 << 30), "1Gi");
         assert_eq!(format_bytes(1000), "1000");

@@ -279,7 +279,7 @@ fn resource_value(
     };
     let raw = list
         .and_then(|l| l.get(res))
-        .and_then(|q| crate::quantity::parse(&q.0));
+        .and_then(|q| medic_core::quantity::parse(&q.0));
     let value = match (res, raw) {
         (_, Some(v)) => v,
         ("cpu", None) => inputs.node_cpu,
@@ -295,7 +295,7 @@ fn resource_value(
     let divisor = sel
         .divisor
         .as_ref()
-        .and_then(|d| crate::quantity::parse(&d.0))
+        .and_then(|d| medic_core::quantity::parse(&d.0))
         .filter(|d| *d > 0.0)
         .unwrap_or(1.0);
     Ok(((value / divisor).ceil() as u64).to_string())

@@ -18,7 +18,6 @@ pub mod pod;
 pub mod probe;
 pub mod procs;
 pub mod proxy;
-pub mod quantity;
 
 /// Errors of the kubelet and the proxy (the harness has its own, [`harness::HarnessError`]).
 #[derive(Debug, thiserror::Error)]

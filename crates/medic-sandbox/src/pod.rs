@@ -511,10 +511,12 @@ impl PodCtx {
             .and_then(|l| l.get("memory"))
         {
             None => None,
-            Some(q) => Some(crate::quantity::bytes(&q.0).ok_or_else(|| EnvError {
-                reason: env::CONFIG_ERROR,
-                message: format!("memory limit {:?} is not a quantity", q.0),
-            })?),
+            Some(q) => Some(
+                medic_core::quantity::parse_bytes(&q.0).ok_or_else(|| EnvError {
+                    reason: env::CONFIG_ERROR,
+                    message: format!("memory limit {:?} is not a quantity", q.0),
+                })?,
+            ),
         };
         let pod_ip = IpAddr::V4(self.pod_ip);
         let probe = |p: &Option<k8s_openapi::api::core::v1::Probe>, what: &str| {

@@ -209,30 +209,10 @@ impl State {
                 apply(self, &o, true, client, out).await;
             }
             Event::Apply(o) => apply(self, &o, false, client, out).await,
-            Event::Delete(o) => {
-                let key = o.key();
-                if K::KIND == Kind::Pod
-                    && let Some(k) = &key
-                {
-                    self.pod_gone(k, out);
-                }
-                self.forget(K::KIND, key)
-            }
+            Event::Delete(o) => self.forget(K::KIND, o.key(), out),
             Event::InitDone => {
                 if let Some(r) = self.relists.remove(&t.watch) {
-                    if K::KIND == Kind::Pod {
-                        let in_scope = |k: &Key| r.namespace.as_deref().is_none_or(|ns| ns == k.0);
-                        let gone: Vec<Key> = self
-                            .pods
-                            .keys()
-                            .filter(|k| in_scope(k) && !r.seen.contains(*k))
-                            .cloned()
-                            .collect();
-                        for k in &gone {
-                            self.pod_gone(k, out);
-                        }
-                    }
-                    self.forget_unlisted(K::KIND, &r);
+                    self.forget_unlisted(K::KIND, &r, out);
                 }
             }
         }
@@ -262,12 +242,13 @@ impl State {
         );
     }
 
-    fn forget(&mut self, kind: Kind, key: Option<Key>) {
+    fn forget(&mut self, kind: Kind, key: Option<Key>, out: &mut Out) {
         let Some(key) = key else {
             return;
         };
         match kind {
             Kind::Pod => {
+                self.pod_gone(&key, out);
                 self.pods.remove(&key);
                 if self.targets.remove(&key).is_some() {
                     self.targets_changed = true;
@@ -298,11 +279,15 @@ impl State {
         }
     }
 
-    fn forget_unlisted(&mut self, kind: Kind, r: &Relist) {
+    fn forget_unlisted(&mut self, kind: Kind, r: &Relist, out: &mut Out) {
         let in_scope = |k: &Key| r.namespace.as_deref().is_none_or(|ns| ns == k.0);
         let keep = |k: &Key| !in_scope(k) || r.seen.contains(k);
         match kind {
             Kind::Pod => {
+                let gone: Vec<Key> = self.pods.keys().filter(|k| !keep(k)).cloned().collect();
+                for k in &gone {
+                    self.pod_gone(k, out);
+                }
                 self.pods.retain(|k, _| keep(k));
                 let before = self.targets.len();
                 self.targets.retain(|k, _| keep(k));
@@ -538,7 +523,7 @@ struct Tag {
 }
 
 /// Which map an object's deletion or relist touches.
-#[derive(Copy, Clone, PartialEq, Eq)]
+#[derive(Copy, Clone)]
 enum Kind {
     Pod,
     ReplicaSet,
