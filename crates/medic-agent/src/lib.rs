@@ -67,6 +67,13 @@ enum TaskResult {
         at: Ts,
         results: Vec<(String, Option<bool>)>,
     },
+    /// One read of the acted-on workload's rollout health, asked for at `asked`; `None`
+    /// when the platform cannot tell.
+    Rollout {
+        incident: String,
+        asked: Ts,
+        reading: Option<medic_verify::Rollout>,
+    },
 }
 
 /// `verify_promql` results: each expression and its answer (`None`: could not be run).
@@ -102,6 +109,10 @@ pub struct Agent {
     /// Latest `verify_promql` results per incident, and which incidents have a round running.
     prom_checks: HashMap<String, (Ts, CheckResults)>,
     prom_checks_in_flight: std::collections::HashSet<String>,
+    /// The latest rollout health read per verifying incident, not yet fed to its
+    /// verification, and which incidents have a read running.
+    rollout_reads: HashMap<String, medic_verify::Rollout>,
+    rollout_in_flight: std::collections::HashSet<String>,
 }
 
 impl Agent {
@@ -133,6 +144,8 @@ impl Agent {
             prom_evidence: HashMap::new(),
             prom_checks: HashMap::new(),
             prom_checks_in_flight: Default::default(),
+            rollout_reads: HashMap::new(),
+            rollout_in_flight: Default::default(),
             detectors: Detectors::new(&cfg.detectors),
             correlator: Correlator::new(&cfg.correlation),
             cfg,

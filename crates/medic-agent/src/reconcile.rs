@@ -10,11 +10,15 @@ use medic_core::{
 use medic_diagnose::DiagnosisContext;
 use medic_policy::History;
 use medic_store::BeginOutcome;
-use medic_verify::{Verification, VerifyStatus};
+use medic_verify::{Rollout, Verification, VerifyStatus};
 use std::time::Duration;
 
 /// How long an approval may wait before the incident is escalated instead.
 const APPROVAL_TIMEOUT_S: f64 = 15.0 * 60.0;
+
+/// Longest wait for one rollout health read: a hung API server must not leave the read
+/// "in flight" (and so never asked again) for the rest of the verification.
+const ROLLOUT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Agent {
     pub(crate) async fn reconcile(&mut self, id: &str) -> Result<(), AgentError> {
@@ -419,6 +423,23 @@ impl Agent {
                 self.prom_checks.insert(incident, (at, results));
                 Ok(())
             }
+            TaskResult::Rollout {
+                incident,
+                asked,
+                reading,
+            } => {
+                self.rollout_in_flight.remove(&incident);
+                // A read asked before this verification began (a previous attempt's) could
+                // report the workload settled before the new action touched it.
+                let current = self
+                    .verifications
+                    .get(&incident)
+                    .is_some_and(|v| asked >= v.started());
+                if let Some(r) = reading.filter(|_| current) {
+                    self.rollout_reads.insert(incident, r);
+                }
+                Ok(())
+            }
             TaskResult::Delivered {
                 incident,
                 reason,
@@ -530,6 +551,7 @@ impl Agent {
         let policy = self.cfg.policies.iter().find(|p| p.name == plan.policy);
         let checks = crate::promql::checks_for(policy, &plan.action.target);
         self.prom_checks.remove(id);
+        self.rollout_reads.remove(id);
         self.verifications.insert(
             id.to_string(),
             Verification::new(plan.verify.clone(), window, started, deadline).with_checks(checks),
@@ -592,10 +614,21 @@ impl Agent {
                     .await;
             });
         }
+        self.ask_rollout_health(id);
+        let reading = self.rollout_reads.remove(id);
         let Some(v) = self.verifications.get_mut(id) else {
             return Ok(());
         };
-        match v.observe_with_checks(now, &states, &check_results) {
+        if let Some(Rollout::Unreadable { error }) = &reading
+            && v.rollout_error().is_none()
+        {
+            // Once per verification: the error is kept for the outcome, and verification
+            // goes on with the symptoms alone until the health can be read again.
+            tracing::warn!(incident = %id, "could not read the rollout health: {error}");
+        }
+        let status = v.observe_round(now, &states, &check_results, reading.as_ref());
+        let rollout = rollout_note(v);
+        match status {
             VerifyStatus::Pending { .. } => Ok(()),
             VerifyStatus::Healed {
                 healthy_since,
@@ -603,6 +636,7 @@ impl Agent {
             } => {
                 self.verifications.remove(id);
                 self.prom_checks.remove(id);
+                self.rollout_reads.remove(id);
                 if !checks.is_empty() {
                     // Which PromQL checks held, for people and tests reading the store.
                     let record = serde_json::json!({ "checks": checks, "results": check_results, "verified_at": verified_at });
@@ -621,6 +655,7 @@ impl Agent {
                 self.audit(AuditEvent::VerificationPassed {
                     incident: id.to_string(),
                     outcome,
+                    rollout: rollout.clone(),
                 })?;
                 self.audit(AuditEvent::IncidentResolved {
                     incident: id.to_string(),
@@ -637,18 +672,21 @@ impl Agent {
                 } else {
                     format!("; PromQL checks held: {}", checks.join(", "))
                 };
-                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}", healthy_since.clock_time()));
+                let rollout = rollout.map(|r| format!("; {r}")).unwrap_or_default();
+                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}{rollout}", healthy_since.clock_time()));
                 Ok(())
             }
             VerifyStatus::NotHealed { reason } => {
                 self.verifications.remove(id);
                 self.prom_checks.remove(id);
+                self.rollout_reads.remove(id);
                 let outcome = Outcome::NotHealed {
                     reason: reason.clone(),
                 };
                 self.audit(AuditEvent::VerificationFailed {
                     incident: id.to_string(),
                     outcome: outcome.clone(),
+                    rollout,
                 })?;
                 self.emit(id, Stage::NotHealed, reason.clone());
                 let Some(inc) = self.incidents.get_mut(id) else {
@@ -688,6 +726,58 @@ impl Agent {
                 Ok(())
             }
         }
+    }
+
+    /// Starts one read of the acted-on workload's rollout health in a task, unless one is
+    /// running: at most one per verification round (one round per tick), and a slow API
+    /// server never holds up the loop. Nothing to read when the action names no workload.
+    fn ask_rollout_health(&mut self, id: &str) {
+        let Some(workload) = self.incidents.get(id).and_then(|i| {
+            i.executions
+                .iter()
+                .rev()
+                .find(|e| e.status == ExecutionStatus::Succeeded)
+                .map(|e| &e.action)
+                .or(i.plan.as_ref().map(|p| &p.action))
+                .and_then(|a| a.workload.clone())
+        }) else {
+            return;
+        };
+        if !self.rollout_in_flight.insert(id.to_string()) {
+            return;
+        }
+        let actuator = self.actuator.clone();
+        let tx = self.results_tx.clone();
+        let incident = id.to_string();
+        let asked = self.now();
+        tokio::spawn(async move {
+            let reading = match tokio::time::timeout(
+                ROLLOUT_READ_TIMEOUT,
+                actuator.health(&workload),
+            )
+            .await
+            {
+                Ok(Ok(Some(h))) if h.settled => Some(Rollout::Settled { detail: h.detail }),
+                Ok(Ok(Some(h))) => Some(Rollout::Unsettled { detail: h.detail }),
+                Ok(Ok(None)) => None,
+                Ok(Err(e)) => Some(Rollout::Unreadable {
+                    error: format!("{workload}: {e}"),
+                }),
+                Err(_) => Some(Rollout::Unreadable {
+                    error: format!(
+                        "{workload}: no answer within {}s",
+                        ROLLOUT_READ_TIMEOUT.as_secs()
+                    ),
+                }),
+            };
+            let _ = tx
+                .send(TaskResult::Rollout {
+                    incident,
+                    asked,
+                    reading,
+                })
+                .await;
+        });
     }
 
     fn spawn_undo(&mut self, id: &str, action: Action) -> Result<(), AgentError> {
@@ -771,6 +861,17 @@ impl Agent {
                 .await;
         });
         Ok(())
+    }
+}
+
+/// What the verification learned of the rollout, for the outcome's records: the latest
+/// health read, and the read error if there was one; `None` when the platform said nothing.
+fn rollout_note(v: &Verification) -> Option<String> {
+    match (v.rollout(), v.rollout_error()) {
+        (Some(r), None) => Some(r.to_string()),
+        (Some(r), Some(e)) => Some(format!("{r}; health read failed at times: {e}")),
+        (None, Some(e)) => Some(format!("rollout health unreadable ({e})")),
+        (None, None) => None,
     }
 }
 

@@ -4,14 +4,15 @@
 //! and a chat/paging service, which cannot run here); the webhook double speaks plain HTTP
 //! JSON POST as such services' incoming webhooks do.
 
-use medic_act::{ActError, ActionReport, Actuator, BoxFuture};
+use medic_act::{ActError, ActionReport, Actuator, BoxFuture, WorkloadHealth};
 use medic_agent::{Agent, Stage};
 use medic_config::{EscalationTarget, Location, Policy};
 use medic_core::{
-    Action, ActionKind, Cause, IncidentState, Mode, ProcessEvent, ProcessEventKind, Signal,
-    SignalPayload, SystemClock, Ts,
+    Action, ActionKind, Cause, Clock, IncidentState, Mode, Outcome, ProcessEvent, ProcessEventKind,
+    Signal, SignalPayload, SystemClock, Ts, WorkloadKind, WorkloadRef,
 };
 use medic_store::Store;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -290,4 +291,232 @@ async fn a_failed_action_is_escalated_to_the_webhook_with_the_whole_story() {
         "{}",
         esc.payload
     );
+}
+
+/// A Kubernetes-like actuator for the agent's verification: every service resolves to a
+/// Deployment, every action succeeds, and `health` answers whatever the test scripted last.
+struct ScriptedActuator {
+    health: Mutex<Result<Option<WorkloadHealth>, String>>,
+    asked: Mutex<Vec<WorkloadRef>>,
+}
+
+impl ScriptedActuator {
+    fn new(health: Result<Option<WorkloadHealth>, String>) -> Arc<ScriptedActuator> {
+        Arc::new(ScriptedActuator {
+            health: Mutex::new(health),
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+    fn script(&self, health: Result<Option<WorkloadHealth>, String>) {
+        *self.health.lock().expect("lock") = health;
+    }
+    fn asked(&self) -> Vec<WorkloadRef> {
+        self.asked.lock().expect("lock").clone()
+    }
+}
+
+fn deployment(service: &str) -> WorkloadRef {
+    WorkloadRef::kube(WorkloadKind::Deployment, Some("shop"), service)
+}
+
+fn health(settled: bool, detail: &str) -> Result<Option<WorkloadHealth>, String> {
+    Ok(Some(WorkloadHealth {
+        settled,
+        detail: detail.into(),
+    }))
+}
+
+impl Actuator for ScriptedActuator {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn execute<'a>(
+        &'a self,
+        _key: &'a str,
+        action: &'a Action,
+    ) -> BoxFuture<'a, Result<ActionReport, ActError>> {
+        Box::pin(async move {
+            Ok(ActionReport {
+                applied: true,
+                detail: format!("did {action}"),
+            })
+        })
+    }
+    fn replicas<'a>(&'a self, _service: &'a str) -> BoxFuture<'a, Result<Option<u32>, ActError>> {
+        Box::pin(async { Ok(Some(1)) })
+    }
+    fn resolve<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WorkloadRef>, ActError>> {
+        Box::pin(async move { Ok(Some(deployment(service))) })
+    }
+    fn health<'a>(
+        &'a self,
+        workload: &'a WorkloadRef,
+    ) -> BoxFuture<'a, Result<Option<WorkloadHealth>, ActError>> {
+        Box::pin(async move {
+            self.asked.lock().expect("lock").push(workload.clone());
+            self.health
+                .lock()
+                .expect("lock")
+                .clone()
+                .map_err(ActError::Unreachable)
+        })
+    }
+}
+
+/// Real time plus an offset the test can jump forward, to reach a verification deadline
+/// (window × 3 + 30 s) without waiting for it.
+#[derive(Default)]
+struct JumpClock(AtomicI64);
+
+impl Clock for JumpClock {
+    fn now(&self) -> Ts {
+        Ts(Ts::now().0 + self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A running agent under test: its store, timeline, signal sender, stop switch and loop.
+struct Harness {
+    store: Arc<Store>,
+    timeline: tokio::sync::broadcast::Receiver<medic_agent::TimelineEvent>,
+    tx: mpsc::Sender<Signal>,
+    stop: watch::Sender<bool>,
+    run: tokio::task::JoinHandle<Result<(), medic_agent::AgentError>>,
+}
+
+impl Harness {
+    /// Starts the agent, crashes `cache`, waits for the restart to be verifying and brings
+    /// the process back, so that the symptom clears.
+    async fn crashed_and_back(actuator: Arc<ScriptedActuator>, clock: Arc<dyn Clock>) -> Harness {
+        let store = Arc::new(Store::open_in_memory().expect("store"));
+        let agent = Agent::new(config(None), store.clone(), actuator, clock).expect("agent");
+        let timeline = agent.timeline();
+        let (tx, rx) = mpsc::channel(64);
+        let (stop, stop_rx) = watch::channel(false);
+        let run = tokio::spawn(agent.run(rx, stop_rx));
+        tx.send(process(ProcessEventKind::Exited, "Error"))
+            .await
+            .expect("send");
+        wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
+        tx.send(process(ProcessEventKind::Started, ""))
+            .await
+            .expect("send");
+        Harness {
+            store,
+            timeline,
+            tx,
+            stop,
+            run,
+        }
+    }
+
+    async fn stop(mut self) -> Vec<medic_agent::TimelineEvent> {
+        let _ = self.stop.send(true);
+        drop(self.tx);
+        self.run.await.expect("join").expect("agent");
+        let mut events = Vec::new();
+        while let Ok(ev) = self.timeline.try_recv() {
+            events.push(ev);
+        }
+        events
+    }
+
+    fn audit_payload(&self, kind: &str) -> String {
+        self.store
+            .audit_records()
+            .expect("records")
+            .into_iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.payload)
+            .unwrap_or_else(|| panic!("no {kind} record"))
+    }
+}
+
+#[tokio::test]
+async fn verification_waits_for_the_rollout_to_settle() {
+    let actuator = ScriptedActuator::new(health(false, "1/2 updated, 1/2 available"));
+    let h = Harness::crashed_and_back(actuator.clone(), Arc::new(SystemClock)).await;
+
+    // The symptom is clear, but the rollout is not: four windows later, still verifying.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let inc = h.store.incidents().expect("incidents").remove(0);
+    assert_eq!(inc.state, IncidentState::Verifying, "{inc:#?}");
+    let asked = actuator.asked();
+    assert!(asked.len() >= 3, "health asked {} times", asked.len());
+    // About once a tick (100 ms) over those 2 s, never more, and about the action's workload.
+    assert!(asked.len() <= 30, "health asked {} times", asked.len());
+    assert!(asked.iter().all(|w| *w == deployment("cache")), "{asked:?}");
+
+    let settled_at = Ts::now();
+    actuator.script(health(true, "2/2 updated, 2/2 available"));
+    let done = wait_for(&h.store, IncidentState::Resolved, Duration::from_secs(5)).await;
+    // The clean window is measured from when the rollout settled.
+    let Some(Outcome::Healed { healthy_since, .. }) = done.outcome else {
+        panic!("not healed: {done:#?}");
+    };
+    assert!(
+        healthy_since >= settled_at,
+        "{healthy_since} < {settled_at}"
+    );
+    let passed = h.audit_payload("verification_passed");
+    assert!(
+        passed.contains("rollout settled (2/2 updated, 2/2 available)"),
+        "{passed}"
+    );
+    let events = h.stop().await;
+    let verified = events
+        .iter()
+        .find(|e| e.stage == Stage::Verified)
+        .expect("verified line");
+    assert!(
+        verified.text.contains("rollout settled (2/2 updated"),
+        "{}",
+        verified.text
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_that_never_settles_is_not_healed_with_its_detail() {
+    let actuator = ScriptedActuator::new(health(false, "0/2 available, 3 restarts"));
+    let clock = Arc::new(JumpClock::default());
+    let h = Harness::crashed_and_back(actuator.clone(), clock.clone()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!actuator.asked().is_empty());
+    // Past the deadline (0.5 s window × 3 + 30 s).
+    clock.0.store(40_000, Ordering::SeqCst);
+    let escalated = wait_for(&h.store, IncidentState::Escalated, Duration::from_secs(5)).await;
+    let Some(Outcome::NotHealed { reason }) = &escalated.outcome else {
+        panic!("expected not healed: {escalated:#?}");
+    };
+    assert!(
+        reason.contains("rollout not settled (0/2 available, 3 restarts)"),
+        "{reason}"
+    );
+    let failed = h.audit_payload("verification_failed");
+    assert!(
+        failed.contains(r#""rollout":"rollout not settled (0/2 available, 3 restarts)""#),
+        "{failed}"
+    );
+    let events = h.stop().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.stage == Stage::NotHealed && e.text.contains("3 restarts")),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_rollout_health_does_not_block_and_is_recorded() {
+    let actuator = ScriptedActuator::new(Err("connection refused".into()));
+    let h = Harness::crashed_and_back(actuator.clone(), Arc::new(SystemClock)).await;
+    wait_for(&h.store, IncidentState::Resolved, Duration::from_secs(5)).await;
+    let passed = h.audit_payload("verification_passed");
+    assert!(
+        passed.contains("rollout health unreadable") && passed.contains("connection refused"),
+        "{passed}"
+    );
+    h.stop().await;
 }

@@ -71,10 +71,17 @@ pub enum AuditEvent {
     VerificationPassed {
         incident: String,
         outcome: Outcome,
+        /// The acted-on workload's rollout health as last read, where the platform reports
+        /// one (absent in records written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollout: Option<String>,
     },
     VerificationFailed {
         incident: String,
         outcome: Outcome,
+        /// As for `VerificationPassed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollout: Option<String>,
     },
     RolledBack {
         incident: String,
@@ -279,6 +286,18 @@ mod tests {
             v.push(r);
         }
         v
+    }
+
+    #[test]
+    fn verification_records_without_rollout_keep_their_shape() {
+        let old = r#"{"event":"verification_failed","incident":"i","outcome":{"outcome":"not_healed","reason":"r"}}"#;
+        let ev: AuditEvent = serde_json::from_str(old).expect("old record");
+        assert!(matches!(
+            &ev,
+            AuditEvent::VerificationFailed { rollout: None, .. }
+        ));
+        // Absent stays absent: payloads written before the field are byte-identical.
+        assert_eq!(serde_json::to_string(&ev).expect("json"), old);
     }
 
     #[test]

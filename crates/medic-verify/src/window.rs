@@ -1,5 +1,6 @@
 //! The verification window: every symptom must stay clear for a while before medic calls an
-//! incident healed.
+//! incident healed, and the acted-on workload's rollout, where the platform reports one, must
+//! stay settled for as long.
 
 use medic_core::{Outcome, Symptom, SymptomState, Ts};
 use std::collections::BTreeMap;
@@ -68,12 +69,71 @@ struct Track {
     latest: Option<SymptomState>,
 }
 
+/// What the platform said about the acted-on workload's rollout in one verification round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rollout {
+    /// Rollout complete, replicas updated and available, restarts stopped, all ready.
+    Settled { detail: String },
+    /// Still rolling out, or replicas not ready or restarting.
+    Unsettled { detail: String },
+    /// The health could not be read: no news, so it neither starts nor breaks a settled
+    /// period, and never blocks a pass by itself.
+    Unreadable { error: String },
+}
+
+impl std::fmt::Display for Rollout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rollout::Settled { detail } => write!(f, "rollout settled ({detail})"),
+            Rollout::Unsettled { detail } => write!(f, "rollout not settled ({detail})"),
+            Rollout::Unreadable { error } => write!(f, "rollout health unreadable ({error})"),
+        }
+    }
+}
+
+/// The rollout's record over the verification. It takes part only once the platform has
+/// answered: a platform without the notion (no readings at all) verifies as before.
+#[derive(Clone, Debug, Default)]
+struct RolloutGate {
+    /// First Settled since the last Unsettled: the rollout's steady period.
+    settled_since: Option<Ts>,
+    /// The latest readable answer (Settled or Unsettled); `None` until there is one.
+    latest: Option<Rollout>,
+    /// The first read error, kept so that the outcome can say health was not always known.
+    error: Option<String>,
+}
+
+impl RolloutGate {
+    fn update(&mut self, now: Ts, reading: &Rollout) {
+        match reading {
+            Rollout::Settled { .. } => {
+                self.settled_since.get_or_insert(now);
+                self.latest = Some(reading.clone());
+            }
+            Rollout::Unsettled { .. } => {
+                self.settled_since = None;
+                self.latest = Some(reading.clone());
+            }
+            Rollout::Unreadable { error } => {
+                self.error.get_or_insert_with(|| error.clone());
+            }
+        }
+    }
+
+    /// The start of the steady period the window is measured from: `None` blocks (last
+    /// reading unsettled); no constraint at all before the first readable answer.
+    fn constraint(&self) -> Option<Option<Ts>> {
+        self.latest.as_ref().map(|_| self.settled_since)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Verification {
     tracks: BTreeMap<Symptom, Track>,
     /// Named boolean checks (e.g. `verify_promql` expressions): true is Clear, false is
     /// Anomalous, no answer is Unknown. They must hold like the symptoms.
     checks: BTreeMap<String, Track>,
+    rollout: RolloutGate,
     window_ms: i64,
     started: Ts,
     deadline: Ts,
@@ -99,6 +159,7 @@ impl Verification {
                 .map(|s| (s, Track::default()))
                 .collect(),
             checks: BTreeMap::new(),
+            rollout: RolloutGate::default(),
             window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
             deadline,
             started,
@@ -133,10 +194,7 @@ impl Verification {
         states: &[(Symptom, SymptomState)],
         checks: &[(String, Option<bool>)],
     ) -> VerifyStatus {
-        if !matches!(self.status, VerifyStatus::Pending { .. })
-            || now < self.started
-            || self.last_observed.is_some_and(|t| now < t)
-        {
+        if !self.accepts(now) {
             return self.status.clone();
         }
         for (name, track) in &mut self.checks {
@@ -160,6 +218,49 @@ impl Verification {
         self.observe(now, states)
     }
 
+    /// [`Verification::observe_with_checks`] plus the rollout health read this round, if
+    /// any (`None`: the platform cannot tell, or no answer arrived since the last round).
+    /// Once read, the rollout must stay settled for the whole window like a symptom stays
+    /// clear: an unsettled answer restarts the window and blocks a pass until the deadline.
+    pub fn observe_round(
+        &mut self,
+        now: Ts,
+        states: &[(Symptom, SymptomState)],
+        checks: &[(String, Option<bool>)],
+        rollout: Option<&Rollout>,
+    ) -> VerifyStatus {
+        if !self.accepts(now) {
+            return self.status.clone();
+        }
+        if let Some(r) = rollout {
+            self.rollout.update(now, r);
+        }
+        self.observe_with_checks(now, states, checks)
+    }
+
+    /// When verification began: observations from before it do not count.
+    pub fn started(&self) -> Ts {
+        self.started
+    }
+
+    /// The latest readable rollout health (Settled or Unsettled), if the platform gave one.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        self.rollout.latest.as_ref()
+    }
+
+    /// The first error reading the rollout health, if any.
+    pub fn rollout_error(&self) -> Option<&str> {
+        self.rollout.error.as_deref()
+    }
+
+    /// Whether an observation at `now` counts: only while pending, not before the start and
+    /// not older than the last one.
+    fn accepts(&self, now: Ts) -> bool {
+        matches!(self.status, VerifyStatus::Pending { .. })
+            && now >= self.started
+            && self.last_observed.is_none_or(|t| now >= t)
+    }
+
     /// The current status without a new observation.
     pub fn status(&self) -> &VerifyStatus {
         &self.status
@@ -170,10 +271,7 @@ impl Verification {
     /// status no longer changes; observations from before the start or older than the last
     /// one are stale and ignored.
     pub fn observe(&mut self, now: Ts, states: &[(Symptom, SymptomState)]) -> VerifyStatus {
-        if !matches!(self.status, VerifyStatus::Pending { .. })
-            || now < self.started
-            || self.last_observed.is_some_and(|t| now < t)
-        {
+        if !self.accepts(now) {
             return self.status.clone();
         }
         self.last_observed = Some(now);
@@ -210,12 +308,14 @@ impl Verification {
         VerifyStatus::Pending { clear_since }
     }
 
-    /// When every symptom has been clear since (the latest of their clean periods' starts).
+    /// When every symptom has been clear (and the rollout, once read, settled) since: the
+    /// latest of their clean periods' starts.
     fn clear_since(&self) -> Option<Ts> {
         self.tracks
             .values()
             .chain(self.checks.values())
             .map(|t| t.clear_since)
+            .chain(self.rollout.constraint())
             .try_fold(Ts(i64::MIN), |acc, s| s.map(|s| acc.max(s)))
     }
 
@@ -251,12 +351,27 @@ impl Verification {
         if !unknown.is_empty() {
             parts.push(format!("no data (unknown): {}", unknown.join(", ")));
         }
+        match &self.rollout.latest {
+            Some(r @ Rollout::Unsettled { .. }) => parts.push(r.to_string()),
+            Some(Rollout::Settled { detail })
+                if self
+                    .rollout
+                    .settled_since
+                    .is_none_or(|s| now.0.saturating_sub(s.0) < self.window_ms) =>
+            {
+                too_short.push(format!("rollout ({detail})"));
+            }
+            _ => {}
+        }
         if !too_short.is_empty() {
             parts.push(format!(
                 "clear for less than the {}s window: {}",
                 self.window_ms as f64 / 1000.0,
                 too_short.join(", ")
             ));
+        }
+        if let Some(error) = &self.rollout.error {
+            parts.push(format!("rollout health could not always be read: {error}"));
         }
         format!(
             "not healed by the deadline {}: {}",

@@ -40,9 +40,19 @@ fn run(
     to: i64,
     states: impl Fn(i64) -> Vec<(Symptom, SymptomState)>,
 ) -> (i64, VerifyStatus) {
+    run_rounds(v, from, to, |v, t| v.observe(secs(t), &states(t)))
+}
+
+/// [`run`] with each second's observation made by `round`.
+fn run_rounds(
+    v: &mut Verification,
+    from: i64,
+    to: i64,
+    round: impl Fn(&mut Verification, i64) -> VerifyStatus,
+) -> (i64, VerifyStatus) {
     let mut last = (from, VerifyStatus::Pending { clear_since: None });
     for t in from..=to {
-        let status = v.observe(secs(t), &states(t));
+        let status = round(v, t);
         let decided = !matches!(status, VerifyStatus::Pending { .. });
         last = (t, status);
         if decided {
@@ -385,5 +395,137 @@ mod named_checks {
             last = v.observe_with_checks(secs(t), &[], &[(Q.to_string(), Some(true))]);
         }
         assert!(matches!(last, VerifyStatus::Healed { .. }), "{last:?}");
+    }
+}
+
+/// Rollout health (Kubernetes: generation observed, replicas updated and available, no
+/// restarts): once read, it must stay settled for the whole window; no reading never blocks.
+mod rollout {
+    use super::*;
+
+    fn verification() -> Verification {
+        Verification::new(vec![errors()], Duration::from_secs(10), secs(0), secs(60))
+    }
+
+    fn settled() -> Rollout {
+        Rollout::Settled {
+            detail: "2/2 updated, 2/2 available".into(),
+        }
+    }
+
+    fn unsettled() -> Rollout {
+        Rollout::Unsettled {
+            detail: "1/2 updated, 1/2 available".into(),
+        }
+    }
+
+    /// Symptom clear throughout; `rollout(t)` is the round's reading. Returns the first
+    /// decided status and when, or the last pending one.
+    fn run(v: &mut Verification, rollout: impl Fn(i64) -> Option<Rollout>) -> (i64, VerifyStatus) {
+        run_rounds(v, 0, 60, |v, t| {
+            v.observe_round(secs(t), &[(errors(), Clear)], &[], rollout(t).as_ref())
+        })
+    }
+
+    #[test]
+    fn an_unsettled_rollout_blocks_a_pass_and_is_named_at_the_deadline() {
+        let mut v = verification();
+        let (at, status) = run(&mut v, |_| Some(unsettled()));
+        assert_eq!(at, 60);
+        let VerifyStatus::NotHealed { reason } = status else {
+            panic!("expected not healed, got {status:?}");
+        };
+        assert!(
+            reason.contains("rollout not settled (1/2 updated, 1/2 available)"),
+            "{reason}"
+        );
+        assert_eq!(v.rollout(), Some(&unsettled()));
+    }
+
+    #[test]
+    fn settling_late_heals_a_window_after_it_settled() {
+        let mut v = verification();
+        let (at, status) = run(&mut v, |t| {
+            Some(if t < 7 { unsettled() } else { settled() })
+        });
+        assert_eq!((at, status), (17, healed(7, 17)));
+        assert_eq!(v.rollout(), Some(&settled()));
+    }
+
+    #[test]
+    fn a_flip_to_unsettled_restarts_the_window() {
+        let mut v = verification();
+        let (at, status) = run(&mut v, |t| {
+            Some(if t == 8 { unsettled() } else { settled() })
+        });
+        assert_eq!((at, status), (19, healed(9, 19)));
+    }
+
+    #[test]
+    fn no_reading_does_not_block() {
+        let mut v = verification();
+        assert_eq!(run(&mut v, |_| None), (10, healed(0, 10)));
+        assert_eq!(v.rollout(), None);
+        assert_eq!(v.rollout_error(), None);
+    }
+
+    #[test]
+    fn read_errors_do_not_block_and_are_kept() {
+        let mut v = verification();
+        let error = |_| {
+            Some(Rollout::Unreadable {
+                error: "forbidden: get deployments".into(),
+            })
+        };
+        assert_eq!(run(&mut v, error), (10, healed(0, 10)));
+        assert_eq!(v.rollout(), None);
+        assert_eq!(v.rollout_error(), Some("forbidden: get deployments"));
+    }
+
+    #[test]
+    fn an_error_is_no_news_after_an_unsettled_reading() {
+        // The last thing the platform said stands: unsettled, then unreadable, never passes.
+        let mut v = verification();
+        let (at, status) = run(&mut v, |t| {
+            Some(if t == 0 {
+                unsettled()
+            } else {
+                Rollout::Unreadable {
+                    error: "timed out".into(),
+                }
+            })
+        });
+        assert_eq!(at, 60);
+        let VerifyStatus::NotHealed { reason } = status else {
+            panic!("expected not healed, got {status:?}");
+        };
+        assert!(reason.contains("rollout not settled"), "{reason}");
+        assert!(
+            reason.contains("rollout health could not always be read: timed out"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn settled_too_briefly_at_the_deadline_is_named() {
+        let mut v = verification();
+        let (at, status) = run(&mut v, |t| {
+            Some(if t < 55 { unsettled() } else { settled() })
+        });
+        assert_eq!(at, 60);
+        let VerifyStatus::NotHealed { reason } = status else {
+            panic!("expected not healed, got {status:?}");
+        };
+        assert!(
+            reason.contains("clear for less than the 10s window: rollout (2/2 updated"),
+            "{reason}"
+        );
+    }
+
+    fn healed(since: i64, at: i64) -> VerifyStatus {
+        VerifyStatus::Healed {
+            healthy_since: secs(since),
+            verified_at: secs(at),
+        }
     }
 }
