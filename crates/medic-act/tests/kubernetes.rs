@@ -272,6 +272,20 @@ async fn restart_is_idempotent(env: &Env) {
             .await,
         Err(ActError::Rejected(_))
     ));
+
+    // Scaled to zero (someone took a dependency down): a restart starts it again.
+    env.create_deployment(ns, deployment("gone", "x:1", 0))
+        .await;
+    let r = a
+        .execute(
+            "restart-4",
+            &on_deployment(ActionKind::RestartWorkload, ns, "gone"),
+        )
+        .await
+        .unwrap();
+    assert!(r.detail.contains("replicas 0 → 1"), "{}", r.detail);
+    let d = env.deployments(ns).get("gone").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(1));
 }
 
 async fn scale_and_hpa(env: &Env) {

@@ -352,6 +352,11 @@ impl Agent {
                 services: i.services.clone(),
                 last_finding: i.updated,
                 closed_at: i.state.is_terminal().then_some(i.updated),
+                symptoms: i
+                    .findings
+                    .iter()
+                    .map(|f| (f.service.clone(), f.kind))
+                    .collect(),
             })
             .collect();
         match self.correlator.assign(&f, &views, &self.cfg.topology) {

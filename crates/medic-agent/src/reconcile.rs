@@ -665,7 +665,7 @@ impl Agent {
                 let since = self
                     .incidents
                     .get(id)
-                    .map(|i| healthy_since.secs_since(i.first_finding_at()))
+                    .map(|i| healthy_since.secs_since(i.detected_at()))
                     .unwrap_or(0.0);
                 let promql = if checks.is_empty() {
                     String::new()

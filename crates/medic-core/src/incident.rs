@@ -189,6 +189,18 @@ impl Incident {
             .collect()
     }
 
+    /// When the problem was detected: its first strong finding (the kind that opens an
+    /// incident). Weak findings (a log pattern, a new message) can predate the problem: a
+    /// readiness failure at start-up joins the next incident within the correlation window.
+    pub fn detected_at(&self) -> Ts {
+        self.findings
+            .iter()
+            .filter(|f| !f.kind.is_weak())
+            .map(|f| f.ts)
+            .min()
+            .unwrap_or_else(|| self.first_finding_at())
+    }
+
     pub fn first_finding_at(&self) -> Ts {
         self.findings
             .iter()

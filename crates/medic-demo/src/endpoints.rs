@@ -64,11 +64,20 @@ pub fn parse_endpoints(text: &str, service: &str) -> Result<Vec<String>, String>
 /// The last read of an endpoints file: when, and what it gave.
 type CachedRead = Option<(Instant, Result<Vec<String>, String>)>;
 
+/// Where a service's addresses come from.
+#[derive(Debug)]
+enum Lookup {
+    /// The estate's endpoints file, re-read at most every [`REFRESH`].
+    File(PathBuf),
+    /// One fixed address: a Kubernetes Service's ClusterIP, whose proxy does the balancing.
+    Fixed(Vec<String>),
+}
+
 /// Cached, round-robin view of one service's endpoints.
 #[derive(Debug)]
 pub struct Endpoints {
     service: String,
-    path: PathBuf,
+    lookup: Lookup,
     cache: Mutex<CachedRead>,
     next: AtomicUsize,
 }
@@ -77,10 +86,25 @@ impl Endpoints {
     pub fn new(estate_dir: &Path, service: &str) -> Self {
         Endpoints {
             service: service.to_string(),
-            path: endpoints_path(estate_dir, service),
+            lookup: Lookup::File(endpoints_path(estate_dir, service)),
             cache: Mutex::new(None),
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// A service reached at a fixed `host:port` (checked here, so a typo fails at start).
+    pub fn fixed(service: &str, addr: &str) -> Result<Self, String> {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "address {addr:?} of {service} is not host:port (expected e.g. 127.100.0.12:80)"
+            ));
+        }
+        Ok(Endpoints {
+            service: service.to_string(),
+            lookup: Lookup::Fixed(vec![addr.to_string()]),
+            cache: Mutex::new(None),
+            next: AtomicUsize::new(0),
+        })
     }
 
     pub fn service(&self) -> &str {
@@ -89,13 +113,17 @@ impl Endpoints {
 
     /// The current address list (re-read when older than [`REFRESH`]).
     pub fn addresses(&self) -> Result<Vec<String>, String> {
+        let path = match &self.lookup {
+            Lookup::Fixed(addrs) => return Ok(addrs.clone()),
+            Lookup::File(p) => p,
+        };
         let mut guard = match self.cache.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let fresh = matches!(&*guard, Some((at, _)) if at.elapsed() < REFRESH);
         if !fresh {
-            *guard = Some((Instant::now(), read_endpoints(&self.path, &self.service)));
+            *guard = Some((Instant::now(), read_endpoints(path, &self.service)));
         }
         match &*guard {
             Some((_, r)) => r.clone(),

@@ -132,6 +132,11 @@ impl Drop for LoadGen {
 impl LoadGen {
     /// Starts generating `base_rps` against the frontend listed in `estate_dir`.
     pub fn start(estate_dir: &Path, base_rps: f64, seed: u64) -> Result<LoadGen, String> {
+        Self::start_at(Endpoints::new(estate_dir, "frontend"), base_rps, seed)
+    }
+
+    /// Starts generating `base_rps` against the frontend at `endpoints` (e.g. a Service).
+    pub fn start_at(endpoints: Endpoints, base_rps: f64, seed: u64) -> Result<LoadGen, String> {
         if !(base_rps.is_finite() && base_rps > 0.0 && base_rps <= 10_000.0) {
             return Err(format!(
                 "base rate {base_rps} rps is out of range: expected more than 0 and at most 10000"
@@ -150,7 +155,7 @@ impl LoadGen {
             outcomes: Mutex::new(BTreeMap::new()),
             latencies: Mutex::new(BTreeMap::new()),
         });
-        let endpoints = Arc::new(Endpoints::new(estate_dir, "frontend"));
+        let endpoints = Arc::new(endpoints);
         let task = tokio::spawn(arrivals(Arc::clone(&shared), endpoints, client, seed));
         Ok(LoadGen { shared, task })
     }

@@ -2,7 +2,7 @@
 //! service dependency graph.
 
 use medic_config::CorrelationConfig;
-use medic_core::{Finding, Topology, Ts};
+use medic_core::{Finding, FindingKind, Topology, Ts};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -14,6 +14,9 @@ pub struct IncidentView {
     pub last_finding: Ts,
     /// `None` while active.
     pub closed_at: Option<Ts>,
+    /// The (service, kind) of each finding it has: a closed incident's aftermath is more of
+    /// the same, while a new kind of symptom is a new problem.
+    pub symptoms: BTreeSet<(String, FindingKind)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +48,7 @@ impl Correlator {
 
     /// Which incident a finding belongs to: an active incident with a service within
     /// `max_hops` whose last finding is at most `window` earlier, or a recently closed
-    /// incident on the same service (aftermath). The nearest, then most recent, wins; an
+    /// incident that had this kind of finding on this service (aftermath). The nearest, then most recent, wins; an
     /// active incident wins over a closed one at equal distance.
     pub fn assign(
         &self,
@@ -72,8 +75,12 @@ impl Correlator {
                     )
                 }
                 Some(closed) => {
+                    // Detectors report a lasting anomaly once: a new problem whose first
+                    // findings were swallowed as aftermath would never open an incident.
                     if finding.ts.0.saturating_sub(closed.0) >= self.quiet_ms
-                        || !inc.services.contains(&finding.service)
+                        || !inc
+                            .symptoms
+                            .contains(&(finding.service.clone(), finding.kind))
                     {
                         continue;
                     }
@@ -147,6 +154,10 @@ mod tests {
             services: services.iter().map(|s| s.to_string()).collect(),
             last_finding: Ts(last),
             closed_at: closed.map(Ts),
+            symptoms: services
+                .iter()
+                .map(|s| (s.to_string(), FindingKind::ErrorRate))
+                .collect(),
         }
     }
 
@@ -210,6 +221,10 @@ mod tests {
             c().assign(&finding("billing", 45_000), &incs, &topo()),
             Assignment::Open
         );
+        // A new kind of symptom on the same service, right after the close: a new problem.
+        let mut surge = finding("billing", 40_000);
+        surge.kind = FindingKind::TrafficSurge;
+        assert_eq!(c().assign(&surge, &incs, &topo()), Assignment::Open);
     }
 
     #[test]

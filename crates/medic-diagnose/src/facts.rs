@@ -30,6 +30,14 @@ impl ServiceFacts {
     pub fn mentions(&self, needle: &str) -> bool {
         self.text.contains(&needle.to_ascii_lowercase())
     }
+    /// Whether the text names `service`: in full, or for a Kubernetes `namespace/name` by
+    /// its name alone, as callers in its namespace reach it (the Service's DNS name).
+    pub fn names_service(&self, service: &str) -> bool {
+        self.mentions(service)
+            || service
+                .split_once('/')
+                .is_some_and(|(_, name)| !name.is_empty() && self.mentions(name))
+    }
     /// Evidence of the findings of these kinds (deduplicated, bounded).
     pub fn evidence_of(&self, kinds: &[FindingKind]) -> Vec<Evidence> {
         let mut out: Vec<Evidence> = Vec::new();

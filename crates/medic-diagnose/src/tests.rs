@@ -284,3 +284,42 @@ fn a_change_already_reverted_explains_nothing() {
             .any(|h| h.cause == Cause::Misconfiguration)
     );
 }
+
+#[test]
+fn kubernetes_callers_name_a_dependency_by_its_service_name() {
+    // Workloads are `namespace/name`; a caller's error names the Service it called, `cache`.
+    let mut t = Topology::default();
+    t.add_edge("shop/frontend", "shop/catalog");
+    t.add_edge("shop/catalog", "shop/cache");
+    let inc = incident(vec![
+        finding("shop/catalog", K::ErrorRate, 1_000_000, "503 from catalog"),
+        finding(
+            "shop/catalog",
+            K::NewErrorMessage,
+            1_000_000,
+            "GET http://127.100.0.9:80/get failed: connection refused (dependency=cache)",
+        ),
+    ]);
+    let cx = DiagnosisContext {
+        topology: &t,
+        changes: &[],
+        now: Ts(1_010_000),
+        change_lookback_s: 300.0,
+    };
+    let d = diagnose(&inc, &cx);
+    assert_top(&d, Cause::DependencyFailure, "shop/cache");
+    // The name alone: `catalog` failing does not name `shop/cache`'s namespace-less twin.
+    let mut other = Topology::default();
+    other.add_edge("shop/catalog", "shop/db");
+    let cx = DiagnosisContext {
+        topology: &other,
+        ..cx
+    };
+    let d = diagnose(&inc, &cx);
+    assert!(
+        d.hypotheses
+            .iter()
+            .all(|h| h.target != "shop/db" || h.confidence < 0.6),
+        "{d:?}"
+    );
+}

@@ -138,7 +138,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn candidates(&self, t: &Target) -> Vec<SocketAddr> {
+    /// The ready backends of `t`, in EndpointSlice order.
+    fn backends(&self, t: &Target) -> Vec<SocketAddr> {
         let bodies: Vec<SliceBody> = self
             .slices
             .state_filter(|s| {
@@ -152,11 +153,15 @@ impl Shared {
             .iter()
             .filter_map(|s| serde_json::from_value(s.data.clone()).ok())
             .collect();
-        let all = backends(&bodies, &t.port_name);
+        backends(&bodies, &t.port_name)
+    }
+
+    /// The backends to try for one connection: round-robin, so each starts at the next one.
+    fn candidates(&self, t: &Target) -> Vec<SocketAddr> {
+        let all = self.backends(t);
         if all.is_empty() {
             return all;
         }
-        // Round-robin: rotate the list so each connection starts at the next backend.
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let n = next.entry(t.clone()).or_insert(0);
         let start = *n % all.len();
@@ -165,15 +170,57 @@ impl Shared {
     }
 }
 
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
+}
+
+/// How often a Service's backends are looked at between connections.
+const BACKEND_CHECK: Duration = Duration::from_millis(200);
+
+/// Serves one ClusterIP:port. While the Service has no ready backend it does not listen at
+/// all, so callers get "connection refused" at once, as kube-proxy's REJECT rule gives them.
 async fn serve(listener: TcpListener, target: Target, shared: Arc<Shared>) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
+    let mut check = tokio::time::interval(BACKEND_CHECK);
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some(l) = &listener else {
+            check.tick().await;
+            if !shared.backends(&target).is_empty() {
+                listener = listen(addr)
+                    .inspect_err(
+                        |e| tracing::debug!(%addr, error = %e, "proxy: cannot listen again yet"),
+                    )
+                    .ok();
+            }
             continue;
         };
+        let client = tokio::select! {
+            accepted = l.accept() => match accepted {
+                Ok((client, _)) => client,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = check.tick() => {
+                if shared.backends(&target).is_empty() {
+                    listener = None;
+                }
+                continue;
+            }
+        };
         let candidates = shared.candidates(&target);
+        if candidates.is_empty() {
+            // The backends went between two checks: this one connection is closed.
+            listener = None;
+            continue;
+        }
         tokio::spawn(async move {
-            // No ready backend: the connection is closed at once (dropping it).
             for addr in candidates {
                 match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await {
                     Ok(Ok(mut backend)) => {
@@ -245,10 +292,7 @@ pub async fn run(client: kube::Client, mut shutdown: watch::Receiver<bool>) {
             if listeners.contains_key(&addr) {
                 continue;
             }
-            match std::net::TcpListener::bind(addr).and_then(|l| {
-                l.set_nonblocking(true)?;
-                TcpListener::from_std(l)
-            }) {
+            match listen(addr) {
                 Ok(l) => {
                     tracing::info!(%addr, namespace = %t.namespace, service = %t.name, "proxy: listening");
                     let h = tokio::spawn(serve(l, t.clone(), shared.clone()));

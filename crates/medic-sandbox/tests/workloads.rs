@@ -157,26 +157,18 @@ async fn deployment_service_env_and_logs() {
     }
     assert_eq!(seen, names);
 
-    let t = Instant::now();
-    let body = http_get(&format!("{empty_ip}:81"), "/").await;
-    assert!(matches!(body.as_deref(), Ok("") | Err(_)), "{body:?}");
-    assert!(t.elapsed() < Duration::from_secs(1), "closed at once");
-    // A Service that goes away is no longer listened on.
-    Api::<Service>::namespaced(client.clone(), ns)
-        .delete("nobody", &Default::default())
+    // A Service without ready backends refuses connections, as kube-proxy's REJECT rule does;
+    // so does one whose backends all go away.
+    refused_within(&format!("{empty_ip}:81"), Duration::from_secs(5)).await;
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
         .await
         .unwrap();
-    let t = Instant::now();
-    while tokio::net::TcpStream::connect(format!("{empty_ip}:81"))
-        .await
-        .is_ok()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "still listening on {empty_ip}:81"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    refused_within(&format!("{cluster_ip}:80"), Duration::from_secs(30)).await;
 
     // The environment as a kubelet builds it, and a ConfigMap volume.
     create::<Pod>(
@@ -329,4 +321,19 @@ async fn deployment_service_env_and_logs() {
     );
     assert!(fields[0].ends_with('Z'));
     assert_eq!((fields[1], fields[2]), ("stdout", "F"));
+}
+
+/// Waits until connecting to `addr` is refused (not accepted and closed).
+async fn refused_within(addr: &str, within: Duration) {
+    let t = Instant::now();
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            other => assert!(
+                t.elapsed() < within,
+                "{addr} still accepts connections: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -310,7 +310,7 @@ async fn kubernetes_cri_and_docker_logs() {
     assert_eq!(
         summary[0],
         (
-            Some("checkout".into()),
+            Some("shop/checkout".into()),
             Some("checkout-7d9f8c6b5-x2k4q".into()),
             Level::Error,
             "payment failed".into()
@@ -318,7 +318,7 @@ async fn kubernetes_cri_and_docker_logs() {
     );
     assert_eq!(summary[1].3, "slow query");
     assert_eq!(summary[2].3, "this is not a CRI line");
-    assert_eq!(summary[3].0.as_deref(), Some("db"));
+    assert_eq!(summary[3].0.as_deref(), Some("prod/db"));
     assert_eq!(summary[3].3, "could not connect");
     let SignalPayload::Log(l) = &got[0].payload else {
         panic!()

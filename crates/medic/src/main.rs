@@ -154,7 +154,8 @@ async fn real_main() -> Result<i32> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => {
-            init_tracing("warn");
+            // The sandbox's API server has a self-signed certificate: said once per client.
+            init_tracing("warn,kube_client::client::tls=error");
             demo::run(args).await
         }
         Command::Run { config, dry_run } => {

@@ -73,11 +73,17 @@ fn now_rfc3339() -> String {
 
 impl Logger {
     /// Opens `path` for appending (the instance's log survives its restarts).
+    /// `-` is standard output (in a container, the kubelet turns it into the pod's log).
     pub fn open(path: &Path, service: &str, instance: &str) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = if path == Path::new("-") {
+            use std::os::fd::AsFd;
+            File::from(std::io::stdout().as_fd().try_clone_to_owned()?)
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?
+        };
         Ok(Logger {
             file: Some(Mutex::new(file)),
             format: LogFormat::for_service(service),

@@ -38,10 +38,13 @@ pub struct DemoServiceArgs {
     /// Instance name, `<service>-<replica index>`.
     #[arg(long)]
     pub instance: String,
-    /// Port to listen on (127.0.0.1).
+    /// Port to listen on.
     #[arg(long)]
     pub port: u16,
-    /// Log file (appended).
+    /// Address to listen on: loopback only (a sandbox pod's IP is one, e.g. 127.3.0.7).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen_ip: std::net::Ipv4Addr,
+    /// Log file (appended); `-` writes to standard output (a container's log).
     #[arg(long)]
     pub log: PathBuf,
     /// Config file (JSON), validated at start-up.
@@ -59,6 +62,10 @@ pub struct DemoServiceArgs {
     /// A service this one calls (repeatable).
     #[arg(long = "dep")]
     pub deps: Vec<String>,
+    /// `NAME=HOST:PORT`: reach dependency NAME at a fixed address (a Kubernetes Service)
+    /// instead of the estate's endpoints file (repeatable).
+    #[arg(long = "dep-addr")]
+    pub dep_addrs: Vec<String>,
     /// Fraction of requests that fail with 500 (a buggy release).
     #[arg(long, default_value_t = 0.0)]
     pub fail_ratio: f64,
@@ -153,7 +160,13 @@ pub async fn run(args: DemoServiceArgs) -> Result<(), DemoError> {
     };
     let config_version = config::version_of(&args.config);
     let app = new_app(&args, cfg, logger)?;
-    let addr = format!("127.0.0.1:{}", args.port);
+    if !args.listen_ip.is_loopback() {
+        return Err(DemoError::Invalid(format!(
+            "--listen-ip is {}: the demo listens on loopback addresses (127.0.0.0/8) only",
+            args.listen_ip
+        )));
+    }
+    let addr = format!("{}:{}", args.listen_ip, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -234,11 +247,7 @@ fn new_app(
             release: args.release.clone(),
             config_version: config::version_of(&args.config),
         },
-        deps: args
-            .deps
-            .iter()
-            .map(|d| Arc::new(Endpoints::new(&args.estate_dir, d)))
-            .collect(),
+        deps: dependencies(args)?,
         service: args.service.clone(),
         instance: args.instance.clone(),
         release: args.release.clone(),
@@ -252,6 +261,33 @@ fn new_app(
         waiting: AtomicU32::new(0),
         cfg,
     }))
+}
+
+/// Each `--dep`, at its `--dep-addr` when one names it, else through the endpoints file.
+fn dependencies(args: &DemoServiceArgs) -> Result<Vec<Arc<Endpoints>>, DemoError> {
+    let mut fixed = std::collections::BTreeMap::new();
+    for d in &args.dep_addrs {
+        let Some((name, addr)) = d.split_once('=') else {
+            return Err(DemoError::Invalid(format!(
+                "--dep-addr {d:?}: expected NAME=HOST:PORT"
+            )));
+        };
+        if !args.deps.iter().any(|x| x == name) {
+            return Err(DemoError::Invalid(format!(
+                "--dep-addr names {name:?}, which is not a --dep of this service"
+            )));
+        }
+        fixed.insert(name, addr);
+    }
+    args.deps
+        .iter()
+        .map(|d| match fixed.get(d.as_str()) {
+            Some(addr) => Endpoints::fixed(d, addr)
+                .map(Arc::new)
+                .map_err(DemoError::Invalid),
+            None => Ok(Arc::new(Endpoints::new(&args.estate_dir, d))),
+        })
+        .collect()
 }
 
 /// Waits for SIGTERM/SIGINT or for the parent process to go away, then signals the stop.

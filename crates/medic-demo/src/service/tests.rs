@@ -29,12 +29,14 @@ fn args(
         service: service.into(),
         instance: instance.into(),
         port: 0,
+        listen_ip: std::net::Ipv4Addr::LOCALHOST,
         log: dir.join(format!("{instance}.log")),
         config: dir.join("c1.json"),
         release: "v1".into(),
         instance_dir: dir.join("instances").join(instance),
         estate_dir: dir.to_path_buf(),
         deps: deps.iter().map(|d| d.to_string()).collect(),
+        dep_addrs: Vec::new(),
         fail_ratio,
         seed: 1,
     }
@@ -355,4 +357,23 @@ fn downstream_follows_the_route_chain() {
     );
     assert!(downstream_for("/", &deps).is_none());
     assert!(downstream_for("/product", &[]).is_none());
+}
+
+#[test]
+fn fixed_dependency_addresses_are_checked_at_start() {
+    let dir = Path::new("/nonexistent");
+    let mut a = args(dir, "checkout", "checkout-0", &["payment"], 0.0);
+    a.dep_addrs = vec!["payment=127.100.0.9:80".into()];
+    let deps = dependencies(&a).unwrap();
+    assert_eq!(deps[0].addresses().unwrap(), vec!["127.100.0.9:80"]);
+    for (bad, needle) in [
+        ("payment", "NAME=HOST:PORT"),
+        ("cache=127.0.0.1:1", "not a --dep"),
+        ("payment=payment.svc", "not host:port"),
+        ("payment=", "not host:port"),
+    ] {
+        a.dep_addrs = vec![bad.into()];
+        let e = dependencies(&a).unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
 }

@@ -103,6 +103,14 @@ impl Detector for TargetDown {
                     ],
                 });
             }
+            // Stopped by its orchestrator (a pod deleted): its target is gone, not down.
+            SignalPayload::Process(ev)
+                if ev.kind == medic_core::ProcessEventKind::Exited && !ev.is_unexpected_exit() =>
+            {
+                if let Some(svc) = self.services.get_mut(service) {
+                    svc.remove(instance);
+                }
+            }
             SignalPayload::Metrics { .. } => {
                 let inst = self
                     .services
@@ -202,5 +210,30 @@ mod tests {
         d.evaluate(Ts(120_000), &mut out);
         assert_eq!(st(&d, 120_000), Some(SymptomState::Unknown));
         assert_eq!(d.footprint(), 0);
+    }
+
+    /// Regression (Kubernetes): a crash-looping pod deleted by its controller is never
+    /// scraped again; its target must not stay "down" until it is forgotten.
+    #[test]
+    fn a_stopped_instance_is_no_longer_down() {
+        let mut d = TargetDown::new(&DetectorsConfig::default());
+        let mut out = vec![];
+        for t in [1_000, 2_000, 3_000] {
+            d.observe(&down(t, "cache-x"), &mut out);
+        }
+        assert_eq!(st(&d, 3_500), Some(SymptomState::Anomalous));
+        // An unexpected exit does not clear it: the target is still expected back.
+        let crash = process(3_600, "cache", "cache-x", ProcessEventKind::Exited, "Error");
+        d.observe(&crash, &mut out);
+        assert_eq!(st(&d, 3_700), Some(SymptomState::Anomalous));
+        let stopped = process(
+            4_000,
+            "cache",
+            "cache-x",
+            ProcessEventKind::Exited,
+            "Stopped",
+        );
+        d.observe(&stopped, &mut out);
+        assert_eq!(st(&d, 4_500), Some(SymptomState::Clear));
     }
 }

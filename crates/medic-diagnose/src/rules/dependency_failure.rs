@@ -23,7 +23,7 @@ fn evaluate(facts: &Facts, cx: &DiagnosisContext, out: &mut RuleOutput) {
             continue;
         }
         for dep in cx.topology.dependencies(caller) {
-            if sf.mentions(dep) && !candidates.iter().any(|c| c == dep) {
+            if sf.names_service(dep) && !candidates.iter().any(|c| c == dep) {
                 candidates.push(dep.to_string());
             }
         }
@@ -47,7 +47,7 @@ fn evaluate(facts: &Facts, cx: &DiagnosisContext, out: &mut RuleOutput) {
             if !cf.is_failing() || callers >= 2 {
                 continue;
             }
-            let names_it = cf.mentions(&d);
+            let names_it = cf.names_service(&d);
             let refused = cf.mentions("connection refused") || cf.mentions("no endpoints");
             if names_it || refused {
                 callers += 1;

@@ -1,5 +1,6 @@
 //! `kubernetes_logs`: the kubelet's container log files, CRI or Docker json-file envelopes
-//! (detected per line), service = the pod's workload, instance = the pod.
+//! (detected per line), service = `namespace/workload` (as the `kubernetes` source names it),
+//! instance = the pod.
 
 use super::Source;
 use super::log_files::LogFilesSource;

@@ -157,7 +157,12 @@ impl LogFilesSource {
     /// Instance and service named by a file (computed once per file, not per record).
     fn names(&self, path: &Path, pod: Option<&PodRef>) -> Names {
         let (instance, service) = match pod {
-            Some(p) => (Some(p.pod.clone()), Some(p.workload())),
+            // `namespace/workload`, as the Kubernetes source names the same workload, so the
+            // findings of both land on one service.
+            Some(p) => (
+                Some(p.pod.clone()),
+                Some(format!("{}/{}", p.namespace, p.workload())),
+            ),
             None => instance_and_service(&strip_rotation_suffix(path)),
         };
         Names {

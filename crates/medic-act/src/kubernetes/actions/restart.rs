@@ -1,6 +1,7 @@
 //! `restart_workload`: the patch `kubectl rollout restart` makes — a new
 //! `kubectl.kubernetes.io/restartedAt` annotation on the pod template, so the controller rolls
-//! every pod over to an identical new one.
+//! every pod over to an identical new one. A workload scaled to zero is started again with
+//! one replica.
 
 use super::Cx;
 use crate::ActError;
@@ -53,9 +54,19 @@ pub(crate) async fn restart(
         if let Some(b) = before {
             detail = format!("{b}; {detail}");
         }
+        // Scaled to zero, a rollout restart replaces nothing: restarting it means starting
+        // one pod again (in the same patch, so the same permission; an autoscaler never
+        // holds a workload at zero, so this fights none).
+        let zero = w.r.kind != WorkloadKind::DaemonSet
+            && w.obj.data.pointer("/spec/replicas").and_then(Value::as_i64) == Some(0);
+        let mut spec = json!({"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}});
+        if zero {
+            spec["replicas"] = json!(1);
+            detail = format!("{detail}; it was scaled to 0 replicas: replicas 0 → 1");
+        }
         let patch = json!({
             "metadata": {"resourceVersion": w.rv()?, "annotations": cx.ledger(&w.obj.metadata, &detail)},
-            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}},
+            "spec": spec,
         });
         cx.before_write(attempt).await;
         resolve::api_for(cx.client(), &w.r)?

@@ -2,6 +2,11 @@
 //! embedded demo config, injects a schedule of faults one at a time, prints a live timeline,
 //! then a summary (table or JSON). The agent learns only from the estate's files and
 //! endpoints; this orchestrator knows the schedule only to score the result.
+//! `--kubernetes` runs the same services and faults on the sandbox cluster instead
+//! ([`kubernetes`]).
+
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 
 use anyhow::{Context, Result, bail};
 use medic_core::{ActionKind, ExecutionStatus, Incident, IncidentState, Outcome, SystemClock, Ts};
@@ -14,7 +19,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 /// The config the demo runs with, kept in `examples/` so users can read and copy it.
-const DEMO_CONFIG: &str = include_str!("../../../examples/demo/medic.yaml");
+const DEMO_CONFIG: &str = include_str!("../../../../examples/demo/medic.yaml");
 
 pub const ALL_FAULTS: [&str; 7] = [
     "memory_leak",
@@ -49,6 +54,10 @@ pub struct DemoArgs {
     /// Where to put the estate (default: a new directory under the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Run the services as Deployments on the sandbox Kubernetes cluster
+    /// (`scripts/k8s-sandbox build` first); medic watches and heals only through the API.
+    #[arg(long)]
+    pub kubernetes: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -116,24 +125,39 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         }
     };
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let estate_dir = run_dir.join("estate");
+    let run_dir = std::fs::canonicalize(&run_dir)?;
     let store_path = args
         .store
         .clone()
         .unwrap_or_else(|| run_dir.join("medic.db"));
-    eprintln!("medic demo: estate in {}", estate_dir.display());
-    eprintln!("medic demo: store (SQLite) at {}", store_path.display());
-
-    let mut estate = spawn_estate(&run_dir, &estate_dir, args.seed)?;
-    let outcome = tokio::select! {
-        r = drive(&args, &faults, &estate_dir, &store_path, json) => r,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("\nmedic demo: interrupted, stopping the estate");
-            stop_estate(&mut estate).await;
-            return Ok(130);
+    let outcome = if args.kubernetes {
+        eprintln!("medic demo: run directory {}", run_dir.display());
+        eprintln!("medic demo: store (SQLite) at {}", store_path.display());
+        let driven = kubernetes_demo(&args, &faults, &run_dir, &store_path);
+        tokio::select! {
+            r = driven => r,
+            _ = tokio::signal::ctrl_c() => {
+                // Dropping the future drops the sandbox, which stops every process it started.
+                eprintln!("\nmedic demo: interrupted, stopping the sandbox");
+                return Ok(130);
+            }
         }
+    } else {
+        let estate_dir = run_dir.join("estate");
+        eprintln!("medic demo: estate in {}", estate_dir.display());
+        eprintln!("medic demo: store (SQLite) at {}", store_path.display());
+        let mut estate = spawn_estate(&run_dir, &estate_dir, args.seed)?;
+        let outcome = tokio::select! {
+            r = drive(&args, &faults, &estate_dir, &store_path) => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\nmedic demo: interrupted, stopping the estate");
+                stop_estate(&mut estate).await;
+                return Ok(130);
+            }
+        };
+        stop_estate(&mut estate).await;
+        outcome
     };
-    stop_estate(&mut estate).await;
     let report = outcome?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -146,6 +170,71 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+#[cfg(feature = "kubernetes")]
+async fn kubernetes_demo(
+    args: &DemoArgs,
+    faults: &[String],
+    run_dir: &Path,
+    store_path: &Path,
+) -> Result<Report> {
+    kubernetes::run(args, faults, run_dir, store_path).await
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn kubernetes_demo(_: &DemoArgs, _: &[String], _: &Path, _: &Path) -> Result<Report> {
+    bail!("this medic was built without the `kubernetes` feature")
+}
+
+/// An embedded config, with `vars` (then the environment) for its `${...}`.
+fn load_config(
+    text: &str,
+    name: &str,
+    base: &Path,
+    vars: &BTreeMap<&str, String>,
+) -> Result<medic_config::Config> {
+    let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
+    medic_config::load_str(text, name, base, &lookup).map_err(|errs| {
+        anyhow::anyhow!(
+            "the embedded config {name} is invalid:\n{}",
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// The agent, its store, and the task printing its timeline to stderr.
+struct Agent {
+    running: medic_agent::Running,
+    store: Arc<Store>,
+    printer: tokio::task::JoinHandle<()>,
+}
+
+impl Agent {
+    async fn start(cfg: medic_config::Config, store_path: &Path) -> Result<Agent> {
+        let store = Arc::new(Store::open(store_path)?);
+        let running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock)).await?;
+        let mut timeline = running.timeline.resubscribe();
+        let printer = tokio::spawn(async move {
+            while let Ok(ev) = timeline.recv().await {
+                eprintln!("{}", ev.line());
+            }
+        });
+        Ok(Agent {
+            running,
+            store,
+            printer,
+        })
+    }
+
+    async fn stop(self) -> Result<Arc<Store>> {
+        self.running.stop().await?;
+        self.printer.abort();
+        Ok(self.store)
+    }
 }
 
 fn spawn_estate(run_dir: &Path, estate_dir: &Path, seed: u64) -> Result<Child> {
@@ -204,35 +293,18 @@ async fn drive(
     faults: &[String],
     estate_dir: &Path,
     store_path: &Path,
-    json: bool,
 ) -> Result<Report> {
     let addr = wait_for_file(&estate_dir.join("supervisor.addr"), Duration::from_secs(60)).await?;
     let base = format!("http://{addr}");
     eprintln!("medic demo: estate up, supervisor at {base}");
 
-    let mut vars: BTreeMap<&str, String> = BTreeMap::new();
-    vars.insert("ESTATE_DIR", estate_dir.display().to_string());
-    vars.insert("SUPERVISOR_URL", base.clone());
-    vars.insert("MEDIC_STORE", store_path.display().to_string());
-    let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
-    let cfg = medic_config::load_str(DEMO_CONFIG, "examples/demo/medic.yaml", estate_dir, &lookup)
-        .map_err(|errs| {
-            anyhow::anyhow!(
-                "the embedded demo config is invalid:\n{}",
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })?;
-    let store = Arc::new(Store::open(store_path)?);
-    let running = medic_agent::start(cfg, store.clone(), Arc::new(SystemClock)).await?;
-    let mut timeline = running.timeline.resubscribe();
-    let printer = tokio::spawn(async move {
-        while let Ok(ev) = timeline.recv().await {
-            eprintln!("{}", ev.line());
-        }
-    });
+    let vars = BTreeMap::from([
+        ("ESTATE_DIR", estate_dir.display().to_string()),
+        ("SUPERVISOR_URL", base.clone()),
+        ("MEDIC_STORE", store_path.display().to_string()),
+    ]);
+    let cfg = load_config(DEMO_CONFIG, "examples/demo/medic.yaml", estate_dir, &vars)?;
+    let agent = Agent::start(cfg, store_path).await?;
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -262,7 +334,7 @@ async fn drive(
             service: service.clone(),
             at,
         });
-        wait_for_settled(&store, at, args.fault_timeout).await?;
+        wait_for_settled(&agent.store, at, args.fault_timeout).await?;
         let _ = http
             .post(format!("{base}/demo/clear"))
             .json(&serde_json::json!({ "kind": kind, "service": service }))
@@ -275,9 +347,7 @@ async fn drive(
     }
     // Stray incidents opened by the last fault's aftermath show up here too.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    running.stop().await?;
-    printer.abort();
-    let _ = json;
+    let store = agent.stop().await?;
     build_report(&store, &injected, store_path)
 }
 
@@ -360,7 +430,7 @@ pub fn build_report_from(
             target: top.map(|h| h.target.clone()),
             confidence: top.map(|h| h.confidence),
             action,
-            detect_s: primary.map(|i| round1(i.first_finding_at().secs_since(*at))),
+            detect_s: primary.map(|i| round1(i.detected_at().secs_since(*at))),
             recover_s,
             outcome: primary.map_or("not_detected".into(), outcome_word),
         });
