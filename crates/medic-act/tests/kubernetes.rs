@@ -7,7 +7,9 @@
 //! run reports every failure.
 
 use futures::FutureExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -380,6 +382,61 @@ async fn rollback_to_previous_replicaset(env: &Env) {
     })
     .await;
     assert_eq!(env.replicasets(ns, "web").await.len(), 2);
+
+    // A StatefulSet keeps its history in ControllerRevisions.
+    let mut sts = deployment("db", "db:1", 1);
+    sts["kind"] = json!("StatefulSet");
+    sts["spec"]["serviceName"] = json!("db");
+    let sts_api: Api<StatefulSet> = Api::namespaced(env.client.clone(), ns);
+    sts_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(sts).unwrap(),
+        )
+        .await
+        .unwrap();
+    let act = action(
+        ActionKind::RollbackRelease,
+        WorkloadKind::StatefulSet,
+        ns,
+        "db",
+    );
+    let revisions = || async {
+        let api: Api<ControllerRevision> = Api::namespaced(env.client.clone(), ns);
+        api.list(&ListParams::default().labels("app=db"))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    wait("the first ControllerRevision", || async {
+        revisions().await == 1
+    })
+    .await;
+    match a.execute("rb-sts-0", &act).await {
+        Err(ActError::Stale(m)) => assert!(m.contains("no previous revision"), "{m}"),
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "db:2"}]}}}});
+    sts_api
+        .patch("db", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    wait("a second ControllerRevision", || async {
+        revisions().await == 2
+    })
+    .await;
+    let r = a.execute("rb-sts-1", &act).await.unwrap();
+    assert!(
+        r.detail
+            .contains("revision 2 → revision 1's template (ControllerRevision db-"),
+        "{}",
+        r.detail
+    );
+    assert!(r.detail.contains("image main db:2 → db:1"), "{}", r.detail);
+    let s = sts_api.get("db").await.unwrap();
+    let c = &s.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some("db:1"));
 }
 
 async fn revert_config_restores_and_restarts(env: &Env) {
@@ -861,6 +918,14 @@ async fn dry_run_changes_nothing(env: &Env) {
     env.namespace(ns).await;
     env.create_deployment(ns, deployment("web", "x:1", 1)).await;
     let a = env.actuator("dry").await;
+    // The controller writes the Deployment's status until its pod is available: only then
+    // does an unchanged resourceVersion mean that the dry runs wrote nothing.
+    wait("web available", || async {
+        let d = env.deployments(ns).get("web").await.unwrap();
+        d.status.and_then(|s| s.available_replicas) == Some(1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let before = env.deployments(ns).get("web").await.unwrap();
     let r = a
         .dry_run(&on_deployment(ActionKind::ScaleWorkload, ns, "web").with_replicas(Some(5)))

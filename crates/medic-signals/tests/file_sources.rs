@@ -307,8 +307,11 @@ async fn kubernetes_cri_and_docker_logs() {
             _ => panic!(),
         })
         .collect();
+    // Sorted by service: `prod/db` before `shop/checkout`.
+    assert_eq!(summary[0].0.as_deref(), Some("prod/db"));
+    assert_eq!(summary[0].3, "could not connect");
     assert_eq!(
-        summary[0],
+        summary[1],
         (
             Some("shop/checkout".into()),
             Some("checkout-7d9f8c6b5-x2k4q".into()),
@@ -316,17 +319,15 @@ async fn kubernetes_cri_and_docker_logs() {
             "payment failed".into()
         )
     );
-    assert_eq!(summary[1].3, "slow query");
-    assert_eq!(summary[2].3, "this is not a CRI line");
-    assert_eq!(summary[3].0.as_deref(), Some("prod/db"));
-    assert_eq!(summary[3].3, "could not connect");
-    let SignalPayload::Log(l) = &got[0].payload else {
+    assert_eq!(summary[2].3, "slow query");
+    assert_eq!(summary[3].3, "this is not a CRI line");
+    let SignalPayload::Log(l) = &got[1].payload else {
         panic!()
     };
     assert_eq!(l.fields["namespace"], "shop");
     assert_eq!(l.fields["container"], "checkout");
     assert_eq!(l.fields["card"], "[REDACTED:card]");
-    assert_eq!(got[0].ts, medic_core::Ts(1_704_067_200_000));
+    assert_eq!(got[1].ts, medic_core::Ts(1_704_067_200_000));
     let stats = r.stop().await;
     assert_eq!(stats.get(Counter::MalformedContainerLine), 1);
 }

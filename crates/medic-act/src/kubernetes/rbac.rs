@@ -74,8 +74,10 @@ pub fn needs(kind: ActionKind) -> Vec<Need> {
         }
         ActionKind::RollbackRelease => {
             v.extend(WORKLOAD);
-            // The Deployment's ReplicaSets, to find the previous revision's template.
+            // The Deployment's ReplicaSets, or a StatefulSet's or DaemonSet's
+            // ControllerRevisions, to find the previous revision's template.
             v.push(Need(APPS, "replicasets", &["list"]));
+            v.push(Need(APPS, "controllerrevisions", &["list"]));
         }
         ActionKind::RevertConfig => {
             v.extend(WORKLOAD);

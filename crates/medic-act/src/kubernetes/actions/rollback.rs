@@ -1,6 +1,7 @@
-//! `rollback_release`: a Deployment back to its previous revision, as `kubectl rollout undo`
-//! does — the template of the ReplicaSet with the highest revision below the current one,
-//! minus its `pod-template-hash` label, copied into the Deployment. A Helm-managed Deployment
+//! `rollback_release`: a workload back to its previous revision, as `kubectl rollout undo`
+//! does — for a Deployment the template of the ReplicaSet with the highest revision below the
+//! current one, minus its `pod-template-hash` label; for a StatefulSet or DaemonSet the
+//! template its previous ControllerRevision recorded. Either is copied into the workload. A Helm-managed Deployment
 //! is rolled back with `helm rollback` when helm is installed, so Helm's record stays true.
 
 use super::Cx;
@@ -8,7 +9,7 @@ use crate::ActError;
 use crate::kubernetes::error::{map, retry_on_conflict, step};
 use crate::kubernetes::resolve::{self, Target, Workload};
 use crate::kubernetes::template::{describe_change, merge_diff, same_template, without_hash};
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch};
 use medic_core::WorkloadKind;
@@ -19,9 +20,12 @@ use std::time::Duration;
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 
 pub(crate) async fn run(cx: &Cx<'_>, t: &Target) -> Result<String, ActError> {
-    if t.r.kind != WorkloadKind::Deployment {
+    if !matches!(
+        t.r.kind,
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet
+    ) {
         return Err(ActError::Rejected(format!(
-            "rollback_release acts on Deployments; {} keeps its history in ControllerRevisions, which medic does not roll back",
+            "rollback_release acts on Deployments, StatefulSets and DaemonSets, not {}",
             resolve::describe(&t.r)
         )));
     }
@@ -51,7 +55,11 @@ pub(crate) async fn run(cx: &Cx<'_>, t: &Target) -> Result<String, ActError> {
     let note = note.as_str();
     retry_on_conflict(&what, |attempt| async move {
         let w = resolve::must_get(cx.client(), t).await?;
-        let (current, prev_rev, rs_name, prev) = previous_template(cx, &w).await?;
+        let (current, prev_rev, rs_name, prev) = if w.r.kind == WorkloadKind::Deployment {
+            previous_template(cx, &w).await?
+        } else {
+            previous_revision(cx, &w).await?
+        };
         let cur_t = w.template_value()?;
         if same_template(cur_t, &prev) {
             return Err(ActError::Stale(format!(
@@ -60,8 +68,13 @@ pub(crate) async fn run(cx: &Cx<'_>, t: &Target) -> Result<String, ActError> {
             ))
             .into());
         }
+        let source = if w.r.kind == WorkloadKind::Deployment {
+            "ReplicaSet"
+        } else {
+            "ControllerRevision"
+        };
         let detail = format!(
-            "rollback of {}: revision {current} → revision {prev_rev}'s template (ReplicaSet {rs_name}): {}{note}",
+            "rollback of {}: revision {current} → revision {prev_rev}'s template ({source} {rs_name}): {}{note}",
             w.describe(),
             describe_change(cur_t, &prev)
         );
@@ -128,6 +141,65 @@ async fn previous_template(
         .pointer("/spec/template")
         .ok_or_else(|| ActError::Protocol(format!("ReplicaSet {name} has no spec.template")))?;
     Ok((current, rev, name, without_hash(template)))
+}
+
+/// For a StatefulSet or DaemonSet: the current revision (the highest its ControllerRevisions
+/// number), and the previous one's number, name and recorded template.
+async fn previous_revision(
+    cx: &Cx<'_>,
+    w: &Workload,
+) -> Result<(i64, i64, String, Value), ActError> {
+    let uid = w.obj.metadata.uid.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        cx.client().clone(),
+        w.ns(),
+        &ApiResource::erase::<ControllerRevision>(&()),
+    );
+    let list = api
+        .list(&ListParams::default().labels(&w.selector_query()?))
+        .await
+        .map_err(|e| map(e, &format!("list controllerrevisions in {}", w.ns())))?;
+    let mut revs: Vec<(i64, DynamicObject)> = list
+        .items
+        .into_iter()
+        .filter(|cr| {
+            cr.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid)
+        })
+        .filter_map(|cr| Some((cr.data.get("revision")?.as_i64()?, cr)))
+        .collect();
+    revs.sort_by_key(|(rev, _)| *rev);
+    let (Some((current, _)), Some((prev, cr))) = (revs.last(), revs.iter().rev().nth(1)) else {
+        return Err(ActError::Stale(format!(
+            "{} has no previous revision to roll back to ({} ControllerRevision(s))",
+            w.describe(),
+            revs.len()
+        )));
+    };
+    let name = cr.metadata.name.clone().unwrap_or_default();
+    Ok((
+        *current,
+        *prev,
+        name.clone(),
+        revision_template(&cr.data, &name)?,
+    ))
+}
+
+/// The pod template a ControllerRevision recorded: its `data` is the patch the controller
+/// would apply, `{"spec": {"template": {..., "$patch": "replace"}}}`.
+fn revision_template(cr: &Value, name: &str) -> Result<Value, ActError> {
+    let mut t = cr.pointer("/data/spec/template").cloned().ok_or_else(|| {
+        ActError::Protocol(format!(
+            "ControllerRevision {name} has no data.spec.template"
+        ))
+    })?;
+    if let Some(m) = t.as_object_mut() {
+        m.remove("$patch");
+    }
+    Ok(t)
 }
 
 /// The Helm release that manages the object, from the labels/annotations Helm 3 writes.
@@ -216,6 +288,20 @@ async fn helm_rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_controller_revision_gives_its_template() {
+        let cr = json!({"revision": 2, "data": {"spec": {"template": {
+            "$patch": "replace",
+            "metadata": {"labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "db", "image": "db:1"}]}
+        }}}});
+        let t = revision_template(&cr, "db-1").unwrap();
+        assert_eq!(t.get("$patch"), None);
+        assert_eq!(t.pointer("/spec/containers/0/image"), Some(&json!("db:1")));
+        let e = revision_template(&json!({"revision": 1, "data": {}}), "db-0").unwrap_err();
+        assert!(e.to_string().contains("no data.spec.template"), "{e}");
+    }
 
     #[test]
     fn helm_release_markers() {
