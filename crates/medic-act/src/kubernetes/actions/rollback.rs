@@ -1,8 +1,9 @@
 //! `rollback_release`: a workload back to its previous revision, as `kubectl rollout undo`
 //! does — for a Deployment the template of the ReplicaSet with the highest revision below the
 //! current one, minus its `pod-template-hash` label; for a StatefulSet or DaemonSet the
-//! template its previous ControllerRevision recorded. Either is copied into the workload. A Helm-managed Deployment
-//! is rolled back with `helm rollback` when helm is installed, so Helm's record stays true.
+//! template its previous ControllerRevision recorded. Either is copied into the workload.
+//! A Helm-managed Deployment is rolled back with `helm rollback` when helm is installed, so
+//! Helm's record stays true.
 
 use super::Cx;
 use crate::ActError;
