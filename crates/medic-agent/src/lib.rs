@@ -348,15 +348,11 @@ impl Agent {
             .incidents
             .values()
             .map(|i| IncidentView {
-                id: i.id.clone(),
-                services: i.services.clone(),
+                id: &i.id,
+                services: &i.services,
                 last_finding: i.updated,
                 closed_at: i.state.is_terminal().then_some(i.updated),
-                symptoms: i
-                    .findings
-                    .iter()
-                    .map(|f| (f.service.clone(), f.kind))
-                    .collect(),
+                findings: &i.findings,
             })
             .collect();
         match self.correlator.assign(&f, &views, &self.cfg.topology) {

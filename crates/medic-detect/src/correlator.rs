@@ -2,21 +2,21 @@
 //! service dependency graph.
 
 use medic_config::CorrelationConfig;
-use medic_core::{Finding, FindingKind, Topology, Ts};
+use medic_core::{Finding, Topology, Ts};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// What the correlator needs to know of an incident.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IncidentView {
-    pub id: String,
-    pub services: BTreeSet<String>,
+/// What the correlator needs to know of an incident, borrowed (built for every finding).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IncidentView<'a> {
+    pub id: &'a str,
+    pub services: &'a BTreeSet<String>,
     pub last_finding: Ts,
     /// `None` while active.
     pub closed_at: Option<Ts>,
-    /// The (service, kind) of each finding it has: a closed incident's aftermath is more of
-    /// the same, while a new kind of symptom is a new problem.
-    pub symptoms: BTreeSet<(String, FindingKind)>,
+    /// Its findings: a closed incident's aftermath is more of the same (service and kind),
+    /// while a new kind of symptom is a new problem.
+    pub findings: &'a [Finding],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl Correlator {
     pub fn assign(
         &self,
         finding: &Finding,
-        incidents: &[IncidentView],
+        incidents: &[IncidentView<'_>],
         topology: &Topology,
     ) -> Assignment {
         // (distance, closed, -recency, id): the smallest key wins.
@@ -64,27 +64,23 @@ impl Correlator {
                     if finding.ts.0.saturating_sub(inc.last_finding.0) > self.window_ms {
                         continue;
                     }
-                    let Some(d) = self.distance(&finding.service, &inc.services, topology) else {
+                    let Some(d) = self.distance(&finding.service, inc.services, topology) else {
                         continue;
                     };
-                    (
-                        d,
-                        false,
-                        inc.last_finding.0.saturating_neg(),
-                        inc.id.as_str(),
-                    )
+                    (d, false, inc.last_finding.0.saturating_neg(), inc.id)
                 }
                 Some(closed) => {
                     // Detectors report a lasting anomaly once: a new problem whose first
                     // findings were swallowed as aftermath would never open an incident.
                     if finding.ts.0.saturating_sub(closed.0) >= self.quiet_ms
                         || !inc
-                            .symptoms
-                            .contains(&(finding.service.clone(), finding.kind))
+                            .findings
+                            .iter()
+                            .any(|f| f.kind == finding.kind && f.service == finding.service)
                     {
                         continue;
                     }
-                    (0, true, closed.0.saturating_neg(), inc.id.as_str())
+                    (0, true, closed.0.saturating_neg(), inc.id)
                 }
             };
             if best.is_none_or(|b| candidate < b) {
@@ -148,17 +144,35 @@ mod tests {
         }
     }
 
-    fn incident(id: &str, services: &[&str], last: i64, closed: Option<i64>) -> IncidentView {
-        IncidentView {
+    /// An incident's parts, owned (the views borrow them); one error-rate finding per service.
+    struct Inc {
+        id: String,
+        services: BTreeSet<String>,
+        last: i64,
+        closed: Option<i64>,
+        findings: Vec<Finding>,
+    }
+
+    fn incident(id: &str, services: &[&str], last: i64, closed: Option<i64>) -> Inc {
+        Inc {
             id: id.into(),
             services: services.iter().map(|s| s.to_string()).collect(),
-            last_finding: Ts(last),
-            closed_at: closed.map(Ts),
-            symptoms: services
-                .iter()
-                .map(|s| (s.to_string(), FindingKind::ErrorRate))
-                .collect(),
+            last,
+            closed,
+            findings: services.iter().map(|s| finding(s, last)).collect(),
         }
+    }
+
+    fn views(incs: &[Inc]) -> Vec<IncidentView<'_>> {
+        incs.iter()
+            .map(|i| IncidentView {
+                id: &i.id,
+                services: &i.services,
+                last_finding: Ts(i.last),
+                closed_at: i.closed.map(Ts),
+                findings: &i.findings,
+            })
+            .collect()
     }
 
     fn c() -> Correlator {
@@ -174,7 +188,7 @@ mod tests {
     fn same_service_joins() {
         let incs = [incident("a", &["billing"], 10_000, None)];
         assert_eq!(
-            c().assign(&finding("billing", 20_000), &incs, &topo()),
+            c().assign(&finding("billing", 20_000), &views(&incs), &topo()),
             join("a")
         );
     }
@@ -183,12 +197,12 @@ mod tests {
     fn neighbour_joins_far_service_opens() {
         let incs = [incident("a", &["billing"], 10_000, None)];
         assert_eq!(
-            c().assign(&finding("web", 20_000), &incs, &topo()),
+            c().assign(&finding("web", 20_000), &views(&incs), &topo()),
             join("a")
         );
         // index → search → web → orders → billing: 4 hops.
         assert_eq!(
-            c().assign(&finding("index", 20_000), &incs, &topo()),
+            c().assign(&finding("index", 20_000), &views(&incs), &topo()),
             Assignment::Open
         );
     }
@@ -197,11 +211,11 @@ mod tests {
     fn outside_window_opens() {
         let incs = [incident("a", &["billing"], 10_000, None)];
         assert_eq!(
-            c().assign(&finding("billing", 70_000), &incs, &topo()),
+            c().assign(&finding("billing", 70_000), &views(&incs), &topo()),
             join("a")
         );
         assert_eq!(
-            c().assign(&finding("billing", 70_001), &incs, &topo()),
+            c().assign(&finding("billing", 70_001), &views(&incs), &topo()),
             Assignment::Open
         );
     }
@@ -210,21 +224,21 @@ mod tests {
     fn aftermath_joins_closed_incident_on_same_service_only() {
         let incs = [incident("old", &["billing"], 10_000, Some(30_000))];
         assert_eq!(
-            c().assign(&finding("billing", 40_000), &incs, &topo()),
+            c().assign(&finding("billing", 40_000), &views(&incs), &topo()),
             join("old")
         );
         assert_eq!(
-            c().assign(&finding("orders", 40_000), &incs, &topo()),
+            c().assign(&finding("orders", 40_000), &views(&incs), &topo()),
             Assignment::Open
         );
         assert_eq!(
-            c().assign(&finding("billing", 45_000), &incs, &topo()),
+            c().assign(&finding("billing", 45_000), &views(&incs), &topo()),
             Assignment::Open
         );
         // A new kind of symptom on the same service, right after the close: a new problem.
         let mut surge = finding("billing", 40_000);
         surge.kind = FindingKind::TrafficSurge;
-        assert_eq!(c().assign(&surge, &incs, &topo()), Assignment::Open);
+        assert_eq!(c().assign(&surge, &views(&incs), &topo()), Assignment::Open);
     }
 
     #[test]
@@ -235,7 +249,7 @@ mod tests {
             incident("near-new", &["orders", "index"], 40_000, None),
         ];
         assert_eq!(
-            c().assign(&finding("billing", 55_000), &incs, &topo()),
+            c().assign(&finding("billing", 55_000), &views(&incs), &topo()),
             join("near-new")
         );
         let incs = [
@@ -243,7 +257,7 @@ mod tests {
             incident("active", &["billing"], 20_000, None),
         ];
         assert_eq!(
-            c().assign(&finding("billing", 55_000), &incs, &topo()),
+            c().assign(&finding("billing", 55_000), &views(&incs), &topo()),
             join("active")
         );
     }
@@ -255,15 +269,15 @@ mod tests {
             incident("b", &["web"], 10_000, None),
         ];
         assert_eq!(
-            c().assign(&finding("batch", 20_000), &incs, &topo()),
+            c().assign(&finding("batch", 20_000), &views(&incs), &topo()),
             join("a")
         );
         assert_eq!(
-            c().assign(&finding("cron", 20_000), &incs, &topo()),
+            c().assign(&finding("cron", 20_000), &views(&incs), &topo()),
             Assignment::Open
         );
         assert_eq!(
-            c().assign(&finding("web", 20_000), &[incs[0].clone()], &topo()),
+            c().assign(&finding("web", 20_000), &views(&incs[..1]), &topo()),
             Assignment::Open
         );
         assert_eq!(
@@ -279,7 +293,7 @@ mod tests {
             incident("b", &["web"], 0, Some(i64::MIN)),
         ];
         assert_eq!(
-            c().assign(&finding("web", i64::MAX), &incs, &topo()),
+            c().assign(&finding("web", i64::MAX), &views(&incs), &topo()),
             Assignment::Open
         );
     }

@@ -12,6 +12,10 @@ use medic_store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common/rollout.rs"]
+mod rollout;
+use rollout::wait_rollout;
+
 const NS: &str = "shop";
 
 /// A web server that refuses to start unless its ConfigMap says `mode: good`: the shape of
@@ -59,32 +63,6 @@ fn deployment() -> Deployment {
         }
     }))
     .expect("deployment json")
-}
-
-async fn rollout_complete(deploys: &Api<Deployment>, name: &str) -> bool {
-    let Ok(d) = deploys.get(name).await else {
-        return false;
-    };
-    let (Some(spec), Some(status)) = (d.spec.as_ref(), d.status.as_ref()) else {
-        return false;
-    };
-    let want = spec.replicas.unwrap_or(1);
-    status.observed_generation >= d.metadata.generation
-        && status.updated_replicas == Some(want)
-        && status.available_replicas == Some(want)
-        && status.replicas == Some(want)
-}
-
-async fn wait_rollout(deploys: &Api<Deployment>, name: &str, within: Duration) {
-    let start = Instant::now();
-    while !rollout_complete(deploys, name).await {
-        assert!(
-            start.elapsed() < within,
-            "deployment {name} did not complete its rollout within {within:?}: {:?}",
-            deploys.get(name).await.ok().and_then(|d| d.status)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 fn agent_config(sandbox: &Sandbox, dir: &std::path::Path) -> medic_config::Config {

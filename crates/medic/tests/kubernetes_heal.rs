@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "common/rollout.rs"]
+mod rollout;
+use rollout::wait_rollout;
+
 const NS: &str = "shop";
 const MI: u64 = 1 << 20;
 
@@ -187,32 +191,6 @@ async fn create_deployment(client: &Client, app: &App<'_>) {
         .create(&PostParams::default(), &deployment(app))
         .await
         .expect("deployment");
-}
-
-async fn rollout_complete(deploys: &Api<Deployment>, name: &str) -> bool {
-    let Ok(d) = deploys.get(name).await else {
-        return false;
-    };
-    let (Some(spec), Some(status)) = (d.spec.as_ref(), d.status.as_ref()) else {
-        return false;
-    };
-    let want = spec.replicas.unwrap_or(1);
-    status.observed_generation >= d.metadata.generation
-        && status.updated_replicas == Some(want)
-        && status.available_replicas == Some(want)
-        && status.replicas == Some(want)
-}
-
-async fn wait_rollout(deploys: &Api<Deployment>, name: &str, within: Duration) {
-    let start = Instant::now();
-    while !rollout_complete(deploys, name).await {
-        assert!(
-            start.elapsed() < within,
-            "deployment {name} did not complete its rollout within {within:?}: {:?}",
-            deploys.get(name).await.ok().and_then(|d| d.status)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// The memory limit of the Deployment's container, as the API server has it.
@@ -411,6 +389,54 @@ fn describe_executions(execs: &[Execution]) -> String {
         .join("\n")
 }
 
+/// Waits until the incident on `target` ends, at most until `within` after `since`.
+async fn wait_ended(
+    agent: &Agent,
+    target: &str,
+    since: Instant,
+    within: Duration,
+) -> Option<Incident> {
+    while since.elapsed() < within {
+        if let Some(i) = agent.incident(target).filter(terminal) {
+            return Some(i);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    None
+}
+
+/// The incident that ended, told on stderr; otherwise a panic naming `what` was waited for
+/// and what medic did.
+fn ended_incident(
+    ended: Option<Incident>,
+    took: Duration,
+    all: &[Execution],
+    what: &str,
+) -> Incident {
+    let inc = ended.unwrap_or_else(|| {
+        panic!(
+            "the incident did not end {what}; executions:\n{}",
+            describe_executions(all)
+        )
+    });
+    eprintln!(
+        "ended {:?} after {took:?}: {}\ndiagnosis: {}\nexecutions:\n{}",
+        inc.state,
+        inc.closing_reason.as_deref().unwrap_or(""),
+        diagnosis_line(&inc),
+        describe_executions(&inc.executions)
+    );
+    inc
+}
+
+/// The top hypothesis of the incident's diagnosis.
+fn top_of(inc: &Incident) -> &medic_core::Hypothesis {
+    inc.diagnosis
+        .as_ref()
+        .and_then(|d| d.top())
+        .expect("diagnosis")
+}
+
 fn diagnosis_line(inc: &Incident) -> String {
     match inc.diagnosis.as_ref() {
         Some(d) => d
@@ -489,24 +515,13 @@ async fn a_leak_is_restarted_then_given_memory_up_to_the_bound_then_escalated() 
     let incidents = agent.store.incidents().unwrap();
     agent.stop().await;
 
-    let inc = ended.unwrap_or_else(|| {
-        panic!(
-            "the incident did not end within 200 s; executions:\n{}\nincidents: {incidents:#?}",
-            describe_executions(&all)
-        )
-    });
-    eprintln!(
-        "ended {:?} after {took:?}: {}\ndiagnosis: {}\nexecutions:\n{}",
-        inc.state,
-        inc.closing_reason.as_deref().unwrap_or(""),
-        diagnosis_line(&inc),
-        describe_executions(&inc.executions)
+    let inc = ended_incident(
+        ended,
+        took,
+        &all,
+        &format!("within 200 s (incidents: {incidents:#?})"),
     );
-    let top = inc
-        .diagnosis
-        .as_ref()
-        .and_then(|d| d.top())
-        .expect("diagnosis");
+    let top = top_of(&inc);
     assert_eq!(top.cause, Cause::MemoryLeak, "{}", diagnosis_line(&inc));
     assert_eq!(top.target, target);
     assert!(
@@ -608,35 +623,12 @@ async fn a_workload_that_needs_more_memory_is_healed_by_set_resources() {
     deploy_steady(&client).await;
     let injected = Instant::now();
     let target = format!("{NS}/steady");
-    let mut ended = None;
-    while injected.elapsed() < Duration::from_secs(170) {
-        if let Some(i) = agent.incident(&target).filter(terminal) {
-            ended = Some(i);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let ended = wait_ended(&agent, &target, injected, Duration::from_secs(170)).await;
     let took = injected.elapsed();
     let all = agent.executions_on(&target);
     agent.stop().await;
-    let inc = ended.unwrap_or_else(|| {
-        panic!(
-            "the incident did not end within 170 s; executions:\n{}",
-            describe_executions(&all)
-        )
-    });
-    eprintln!(
-        "ended {:?} after {took:?}: {}\ndiagnosis: {}\nexecutions:\n{}",
-        inc.state,
-        inc.closing_reason.as_deref().unwrap_or(""),
-        diagnosis_line(&inc),
-        describe_executions(&inc.executions)
-    );
-    let top = inc
-        .diagnosis
-        .as_ref()
-        .and_then(|d| d.top())
-        .expect("diagnosis");
+    let inc = ended_incident(ended, took, &all, "within 170 s");
+    let top = top_of(&inc);
     assert_eq!(top.cause, Cause::MemoryLeak, "{}", diagnosis_line(&inc));
     let kinds: Vec<ActionKind> = inc.executions.iter().map(|e| e.action.kind).collect();
     assert_eq!(
@@ -791,24 +783,13 @@ async fn a_load_surge_is_met_by_scaling_out_within_bounds() {
     let incidents = agent.store.incidents().unwrap();
     agent.stop().await;
     eprintln!("load: {answered} requests answered");
-    let inc = ended.unwrap_or_else(|| {
-        panic!(
-            "the incident did not end within 90 s of the surge; executions:\n{}\nincidents: {incidents:#?}",
-            describe_executions(&all)
-        )
-    });
-    eprintln!(
-        "ended {:?} after {took:?}: {}\ndiagnosis: {}\nexecutions:\n{}",
-        inc.state,
-        inc.closing_reason.as_deref().unwrap_or(""),
-        diagnosis_line(&inc),
-        describe_executions(&inc.executions)
+    let inc = ended_incident(
+        ended,
+        took,
+        &all,
+        &format!("within 90 s of the surge (incidents: {incidents:#?})"),
     );
-    let top = inc
-        .diagnosis
-        .as_ref()
-        .and_then(|d| d.top())
-        .expect("diagnosis");
+    let top = top_of(&inc);
     assert_eq!(top.cause, Cause::LoadSurge, "{}", diagnosis_line(&inc));
     assert_eq!(top.target, target);
     assert_eq!(all.len(), 1, "{}", describe_executions(&all));
@@ -962,14 +943,7 @@ async fn the_api_server_restarting_mid_incident_neither_loses_nor_doubles_action
         t0.elapsed().as_secs_f64()
     );
 
-    let mut ended = None;
-    while injected.elapsed() < Duration::from_secs(170) {
-        if let Some(i) = agent.incident(&target).filter(terminal) {
-            ended = Some(i);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let ended = wait_ended(&agent, &target, injected, Duration::from_secs(170)).await;
     let took = injected.elapsed();
     let failures_after = failures(&agent.running.stats);
     let relisted_after = agent.running.stats.get(Counter::KubeRelisted);
@@ -988,18 +962,7 @@ async fn the_api_server_restarting_mid_incident_neither_loses_nor_doubles_action
             i.closing_reason.as_deref().unwrap_or("")
         );
     }
-    let inc = ended.unwrap_or_else(|| {
-        panic!(
-            "the incident did not end within 170 s; executions:\n{}",
-            describe_executions(&all)
-        )
-    });
-    eprintln!(
-        "ended {:?} after {took:?}: {}\nexecutions:\n{}",
-        inc.state,
-        inc.closing_reason.as_deref().unwrap_or(""),
-        describe_executions(&inc.executions)
-    );
+    let inc = ended_incident(ended, took, &all, "within 170 s");
     assert!(
         failures_after > failures_before,
         "the source saw the API server go away"
