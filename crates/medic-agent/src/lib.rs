@@ -42,6 +42,9 @@ pub enum AgentError {
 const MAX_CHANGES: usize = 10_000;
 /// Terminal incidents stay in memory this long (for aftermath correlation), then are dropped.
 const KEEP_CLOSED_MS: i64 = 10 * 60 * 1000;
+/// A source's learned topology is dropped when it has not repeated it for this long (sources
+/// repeat theirs every minute or so; ten missed repeats means the source is gone).
+const LEARNED_TOPOLOGY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Messages from tasks the agent spawned (actions, escalation deliveries) back to its loop.
 enum TaskResult {
@@ -92,6 +95,8 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     detectors: Detectors,
     correlator: Correlator,
+    /// Configured edges plus what the sources learned.
+    topology: medic_core::LiveTopology,
     incidents: BTreeMap<String, Incident>,
     verifications: HashMap<String, Verification>,
     in_flight: HashMap<String, String>,
@@ -148,6 +153,7 @@ impl Agent {
             rollout_in_flight: Default::default(),
             detectors: Detectors::new(&cfg.detectors),
             correlator: Correlator::new(&cfg.correlation),
+            topology: medic_core::LiveTopology::new(cfg.topology.clone(), LEARNED_TOPOLOGY_TTL),
             cfg,
             store,
             actuator,
@@ -288,6 +294,13 @@ impl Agent {
     }
 
     fn on_signal(&mut self, s: Signal) -> Result<(), AgentError> {
+        if let SignalPayload::Topology { edges } = s.payload {
+            let n = edges.len();
+            if self.topology.observe(&s.source, s.ts, edges) {
+                tracing::info!(source = %s.source, edges = n, "learned topology changed");
+            }
+            return Ok(());
+        }
         if let SignalPayload::Change(c) = &s.payload {
             self.changes.push_back(c.clone());
             while self.changes.len() > MAX_CHANGES {
@@ -305,6 +318,9 @@ impl Agent {
     /// while, and an alert arriving meanwhile must not wait for all of them.
     async fn on_tick(&mut self, signals: &mut mpsc::Receiver<Signal>) -> Result<(), AgentError> {
         let now = self.now();
+        if self.topology.expire(now) {
+            tracing::warn!("a source's learned topology was not repeated for 10 minutes: dropped");
+        }
         for f in self.detectors.evaluate(now) {
             self.on_finding(f)?;
         }
@@ -355,7 +371,7 @@ impl Agent {
                 findings: &i.findings,
             })
             .collect();
-        match self.correlator.assign(&f, &views, &self.cfg.topology) {
+        match self.correlator.assign(&f, &views, self.topology.graph()) {
             Assignment::Join(id) => {
                 let Some(inc) = self.incidents.get_mut(&id) else {
                     return Ok(());
@@ -402,8 +418,8 @@ impl Agent {
                 for h in held {
                     let near = self.incidents.get(&id).is_some_and(|i| {
                         i.services.iter().any(|s| {
-                            self.cfg
-                                .topology
+                            self.topology
+                                .graph()
                                 .distance(s, &h.service)
                                 .is_some_and(|d| d <= self.cfg.correlation.max_hops)
                                 || *s == h.service

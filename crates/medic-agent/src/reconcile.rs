@@ -84,7 +84,7 @@ impl Agent {
             }
         }
         let cx = DiagnosisContext {
-            topology: &self.cfg.topology,
+            topology: self.topology.graph(),
             changes: &changes,
             now,
             change_lookback_s: self.cfg.agent.change_lookback.as_secs_f64(),

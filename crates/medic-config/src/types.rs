@@ -921,15 +921,18 @@ pub enum KubeWatch {
     Workloads,
     ConfigMaps,
     Nodes,
+    /// Services and their EndpointSlices: who calls whom, from the pod templates.
+    Topology,
 }
 
 impl KubeWatch {
-    pub const ALL: [KubeWatch; 5] = [
+    pub const ALL: [KubeWatch; 6] = [
         KubeWatch::Pods,
         KubeWatch::Events,
         KubeWatch::Workloads,
         KubeWatch::ConfigMaps,
         KubeWatch::Nodes,
+        KubeWatch::Topology,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -938,6 +941,7 @@ impl KubeWatch {
             KubeWatch::Workloads => "workloads",
             KubeWatch::ConfigMaps => "configmaps",
             KubeWatch::Nodes => "nodes",
+            KubeWatch::Topology => "topology",
         }
     }
     pub fn parse(s: &str) -> Option<KubeWatch> {

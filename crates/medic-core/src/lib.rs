@@ -21,11 +21,11 @@ pub use diagnosis::{Cause, Diagnosis, Hypothesis};
 pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};
 pub use incident::{Decision, Incident, IncidentId, IncidentState, Mode, Plan};
 pub use signal::{
-    AlertSignal, ChangeEvent, ChangeKind, Level, LogLine, MetricSample, ProcessEvent,
+    AlertSignal, ChangeEvent, ChangeKind, LearnedEdge, Level, LogLine, MetricSample, ProcessEvent,
     ProcessEventKind, ProcessEventRecord, Signal, SignalPayload,
 };
 pub use time::{Clock, ManualClock, SystemClock, Ts};
-pub use topology::Topology;
+pub use topology::{EdgeOrigin, EdgeReport, LiveTopology, Topology};
 
 /// A stable short hash (first 16 hex chars of SHA-256) used for ids and idempotency keys, so
 /// that the same inputs give the same id after a restart.

@@ -39,6 +39,18 @@ pub enum SignalPayload {
     Change(ChangeEvent),
     /// An alert from an external alerting system, firing or resolved.
     Alert(AlertSignal),
+    /// Who calls whom, as one source sees it now: its whole current view, so an edge it no
+    /// longer shows is gone (a source repeats it now and then to say it still holds).
+    Topology { edges: Vec<LearnedEdge> },
+}
+
+/// One call edge a source learned from what the estate shows (not from configuration).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LearnedEdge {
+    pub caller: String,
+    pub callee: String,
+    /// How it was learned, for people: which object said what.
+    pub evidence: String,
 }
 
 /// One alert as Alertmanager (webhook v4) or another alerting system reports it.

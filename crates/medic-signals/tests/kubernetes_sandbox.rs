@@ -280,6 +280,115 @@ fn deployment(
     .expect("deployment")
 }
 
+fn with_env(d: &mut Deployment, name: &str, value: &str) {
+    let c = &mut d
+        .spec
+        .as_mut()
+        .expect("spec")
+        .template
+        .spec
+        .as_mut()
+        .expect("pod spec")
+        .containers[0];
+    c.env
+        .get_or_insert_with(Vec::new)
+        .push(serde_json::from_value(json!({"name": name, "value": value})).expect("env"));
+}
+
+/// The latest topology the source sent.
+fn topology_edges(seen: &Seen) -> Option<Vec<medic_core::LearnedEdge>> {
+    seen.all().into_iter().rev().find_map(|s| match s.payload {
+        SignalPayload::Topology { edges } => Some(edges),
+        _ => None,
+    })
+}
+
+async fn wait_edges(
+    seen: &Seen,
+    what: &str,
+    want: &[(&str, &str)],
+) -> Vec<medic_core::LearnedEdge> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let edges = topology_edges(seen).unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = edges
+            .iter()
+            .map(|e| (e.caller.as_str(), e.callee.as_str()))
+            .collect();
+        if pairs == want {
+            return edges;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: topology {edges:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Topology learned from Services: `worker` through its selector, `queue` (no selector)
+/// through an EndpointSlice that names a pod of `looper`; deleting a Service drops its edge.
+async fn learned_topology(client: &kube::Client, pods: &Api<Pod>, seen: &Seen) {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "shop");
+    for (name, selector) in [("worker", json!({"app": "worker"})), ("queue", json!(null))] {
+        let svc = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"selector": selector, "ports": [{"port": 8080}]}
+        }))
+        .expect("service");
+        services
+            .create(&PostParams::default(), &svc)
+            .await
+            .expect("create service");
+    }
+    let looper_pod = pod_of(pods, "looper").await;
+    // The sandbox's 1.20 API serves EndpointSlices as v1beta1 only: the source must find that.
+    let gvk = kube::core::GroupVersionKind::gvk("discovery.k8s.io", "v1beta1", "EndpointSlice");
+    let ar = kube::core::ApiResource::from_gvk_with_plural(&gvk, "endpointslices");
+    let slices: Api<kube::core::DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar);
+    let slice: kube::core::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "discovery.k8s.io/v1beta1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "queue-1", "labels": {"kubernetes.io/service-name": "queue"}},
+        "addressType": "IPv4",
+        "ports": [{"port": 8080}],
+        "endpoints": [{"addresses": ["127.0.0.9"], "targetRef": {"kind": "Pod", "namespace": "shop", "name": looper_pod}}]
+    }))
+    .expect("slice");
+    slices
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create EndpointSlice");
+    let edges = wait_edges(
+        seen,
+        "edges from a selector and from an EndpointSlice",
+        &[("shop/api", "shop/worker"), ("shop/worker", "shop/looper")],
+    )
+    .await;
+    assert!(
+        edges[0].evidence.contains("env WORKER_URL")
+            && edges[0]
+                .evidence
+                .contains("its selector matches shop/worker"),
+        "{edges:?}"
+    );
+    assert!(
+        edges[1].evidence.contains("its endpoints are shop/looper"),
+        "{edges:?}"
+    );
+    services
+        .delete("queue", &Default::default())
+        .await
+        .expect("delete service");
+    wait_edges(
+        seen,
+        "the deleted Service's edge is gone",
+        &[("shop/api", "shop/worker")],
+    )
+    .await;
+}
+
 async fn pod_of(api: &Api<Pod>, app: &str) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -423,12 +532,14 @@ async fn kube_source_against_a_real_api_server() {
         field_manager: Some("ci-create".into()),
         ..Default::default()
     };
+    // Whom they call, for the learned topology: `api` names the `worker` Service in a URL,
+    // `worker` names `queue` in an address variable.
+    with_env(&mut api, "WORKER_URL", "http://worker:8080/jobs");
     deploys.create(&create, &api).await.expect("create api");
+    let mut worker = deployment("worker", "shop/worker:1", json!({}), None);
+    with_env(&mut worker, "QUEUE_HOST", "queue");
     deploys
-        .create(
-            &create,
-            &deployment("worker", "shop/worker:1", json!({}), None),
-        )
+        .create(&create, &worker)
         .await
         .expect("create worker");
     deploys
@@ -502,6 +613,7 @@ async fn kube_source_against_a_real_api_server() {
 
     // Pods (owner resolution: pod → ReplicaSet → Deployment); the test is the kubelet.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    learned_topology(&client, &pods, &seen).await;
     let api_pod = pod_of(&pods, "api").await;
     kubelet(
         &pods,
@@ -950,7 +1062,8 @@ async fn kube_source_against_a_real_api_server() {
     assert!(forbidden.contains("forbidden"), "{forbidden}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let refused = stats2.get(Counter::KubeApiForbidden);
-    // Eight watches (pods, replicasets, three workload kinds, events, configmaps, nodes),
+    // Ten watches (pods, replicasets, three workload kinds, events, configmaps, nodes,
+    // services, endpointslices),
     // each retrying after 0.5 s, 1 s, 2 s …: a few dozen in 3 s at most, not thousands.
     eprintln!("forbidden requests in ~3 s: {refused}");
     assert!((1..=80).contains(&refused), "{refused} forbidden requests");

@@ -39,6 +39,9 @@ enum Command {
     /// config's sources and actions need.
     #[cfg(feature = "kubernetes")]
     Rbac(cmd::rbac::RbacArgs),
+    /// Print the service graph: configured edges and those the sources learn (Kubernetes
+    /// Services and EndpointSlices), each with where it comes from.
+    Topology(cmd::topology::TopologyArgs),
     /// Check config and policy files; every error with file:line:column. Exit 2 if invalid.
     Validate {
         #[arg(required = true)]
@@ -138,6 +141,21 @@ fn open_existing_store(path: &std::path::Path) -> Result<Store> {
     Store::open(path).with_context(|| format!("opening store {}", path.display()))
 }
 
+/// Loads a config with the process environment; None after printing every error.
+fn load_config(path: &std::path::Path) -> Option<medic_config::Config> {
+    let env = |k: &str| std::env::var(k).ok();
+    match medic_config::load(path, &env) {
+        Ok(c) => Some(c),
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s) in {}", errs.len(), path.display());
+            None
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let code = match real_main().await {
@@ -160,25 +178,13 @@ async fn real_main() -> Result<i32> {
         }
         Command::Run { config, dry_run } => {
             init_tracing("info");
-            let env = |k: &str| std::env::var(k).ok();
-            let cfg = match medic_config::load(&config, &env) {
-                Ok(mut c) => {
-                    c.agent.dry_run |= dry_run;
-                    if c.agent.dry_run {
-                        eprintln!(
-                            "medic: dry run: decisions are made and audited, nothing is changed"
-                        );
-                    }
-                    c
-                }
-                Err(errs) => {
-                    for e in &errs {
-                        eprintln!("{e}");
-                    }
-                    eprintln!("{} error(s) in {}", errs.len(), config.display());
-                    return Ok(2);
-                }
+            let Some(mut cfg) = load_config(&config) else {
+                return Ok(2);
             };
+            cfg.agent.dry_run |= dry_run;
+            if cfg.agent.dry_run {
+                eprintln!("medic: dry run: decisions are made and audited, nothing is changed");
+            }
             let store = Arc::new(
                 Store::open(&cfg.store.sqlite)
                     .with_context(|| format!("opening store {}", cfg.store.sqlite.display()))?,
@@ -206,19 +212,26 @@ async fn real_main() -> Result<i32> {
         }
         #[cfg(feature = "kubernetes")]
         Command::Rbac(args) => {
-            let env = |k: &str| std::env::var(k).ok();
-            let cfg = match medic_config::load(&args.config, &env) {
-                Ok(c) => c,
-                Err(errs) => {
-                    for e in &errs {
-                        eprintln!("{e}");
-                    }
-                    eprintln!("{} error(s) in {}", errs.len(), args.config.display());
-                    return Ok(2);
-                }
+            let Some(cfg) = load_config(&args.config) else {
+                return Ok(2);
             };
             print!("{}", cmd::rbac::render(&cmd::rbac::plan(&cfg), &args));
             Ok(0)
+        }
+        Command::Topology(args) => {
+            init_tracing("warn,kube_client::client::tls=error");
+            let Some(cfg) = load_config(&args.config) else {
+                return Ok(2);
+            };
+            let (live, silent) = cmd::topology::learn(&cfg, args.learn).await?;
+            let report = live.report();
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let services: Vec<&str> = live.graph().services().collect();
+                print!("{}", cmd::topology::render(&report, &services, &silent));
+            }
+            Ok(if silent.is_empty() { 0 } else { 1 })
         }
         Command::Validate { files } => {
             let env = |k: &str| std::env::var(k).ok();

@@ -6,3 +6,4 @@ pub mod eval_loghub;
 pub mod eval_nab;
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
+pub mod topology;

@@ -56,6 +56,20 @@ fn source_needs(w: KubeWatch) -> Vec<Need> {
             v
         }
         KubeWatch::Nodes => vec![Need(CORE, "nodes", &["list", "watch"])],
+        // Who calls whom: Services, their backends (EndpointSlices; Endpoints on clusters
+        // without them), the pods those name mapped to workloads, and the workloads' pod
+        // templates that name the Services.
+        KubeWatch::Topology => {
+            let mut v = vec![
+                Need(CORE, "services", &["list", "watch"]),
+                Need("discovery.k8s.io", "endpointslices", &["list", "watch"]),
+                Need(CORE, "endpoints", &["list", "watch"]),
+                Need(CORE, "pods", &["get"]),
+                Need(APPS, "replicasets", &["get", "list", "watch"]),
+            ];
+            v.extend(WORKLOADS_READ);
+            v
+        }
     }
 }
 

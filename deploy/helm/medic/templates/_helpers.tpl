@@ -66,7 +66,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/*
 RBAC rules: generated text, the output of `medic rbac --config medic.yaml` for this chart's
-default config and policies (its sources watch pods, events, workloads, configmaps, nodes;
+default config and policies (its sources watch pods, events, workloads, configmaps, nodes, topology;
 its actuator runs restart_workload, rollback_release, revert_config, scale_workload,
 set_resources). crates/medic/tests/helm_chart.rs fails when they drift from `medic rbac`.
 Namespaced rules go to a ClusterRole, or to a Role per namespace when `namespaces` is set.
@@ -76,7 +76,7 @@ Namespaced rules go to a ClusterRole, or to a Role per namespace when `namespace
   resources: ["configmaps"]
   verbs: ["get", "list", "patch", "watch"]
 - apiGroups: [""]
-  resources: ["events"]
+  resources: ["endpoints", "events", "services"]
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["pods"]
@@ -96,6 +96,9 @@ Namespaced rules go to a ClusterRole, or to a Role per namespace when `namespace
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["list", "patch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list", "watch"]
 {{- end }}
 
 {{/* Rules on objects outside namespaces (nodes): always in a ClusterRole. */}}

@@ -117,6 +117,16 @@ pub(crate) fn short(h: u64) -> String {
 }
 
 /// `namespace/name`, the identity of namespaced objects in signals.
+/// Init and regular containers of a pod spec, in that order.
+pub(crate) fn containers(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Container> {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+}
+
 pub(crate) fn ns_name(meta: &ObjectMeta) -> Option<(String, String)> {
     Some((meta.namespace.clone()?, meta.name.clone()?))
 }

@@ -2,7 +2,7 @@
 //! → one `Change(ConfigChange)` per referencing workload, `from`/`to` = short content hashes
 //! (the content itself is never kept or sent). Secrets are never read.
 
-use super::common::{Out, fnv64, last_manager, short};
+use super::common::{Out, containers, fnv64, last_manager, short};
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
 use medic_core::{ChangeEvent, ChangeKind, SignalPayload};
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,12 +51,7 @@ pub(crate) fn referenced(template: &PodTemplateSpec) -> BTreeSet<String> {
             }
         }
     }
-    let containers = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers);
-    for c in containers {
+    for c in containers(spec) {
         for e in c.env_from.iter().flatten() {
             if let Some(r) = &e.config_map_ref {
                 out.insert(r.name.clone());

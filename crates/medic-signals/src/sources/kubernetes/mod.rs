@@ -8,6 +8,7 @@
 //! | `configmaps.rs` | ConfigMaps                       | `Change` ConfigChange per referencing workload |
 //! | `nodes.rs`      | nodes                            | `Log` conditions and cordons                |
 //! | `scrape.rs`     | (annotated pods)                 | `Metrics` / `TargetDown` per scrape          |
+//! | `topology.rs`   | Services, EndpointSlices (+ workload templates) | `Topology` snapshots   |
 //! | `health.rs`     | (every watch)                    | `TargetDown` / `up` of the API server       |
 //!
 //! The service of a signal is the owning workload `namespace/name` (`owners.rs`), the
@@ -31,6 +32,7 @@ mod owners;
 mod pods;
 mod scrape;
 mod state;
+mod topology;
 mod watch;
 mod workloads;
 
@@ -41,12 +43,15 @@ use common::Out;
 use futures_util::StreamExt;
 use health::Health;
 use medic_config::{KubeWatch, KubernetesSourceConfig, SourceConfig, SourceKind};
-use medic_core::Ts;
+use medic_core::{Signal, SignalPayload, Ts};
 use state::{Emit, Namespaces, State};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A topology snapshot is repeated this often, so the agent knows it still holds.
+const TOPOLOGY_REPEAT: Duration = Duration::from_secs(60);
 
 pub(crate) struct KubernetesSource {
     name: String,
@@ -144,21 +149,29 @@ impl KubernetesSource {
             workloads: watching(KubeWatch::Workloads),
             configmaps: watching(KubeWatch::ConfigMaps),
             nodes: watching(KubeWatch::Nodes),
-        };
-        let plan = watch::Plan {
-            pods: emit.pods || self.scrape.is_some(),
-            // Owners of pods, and of ReplicaSets that events name.
-            replicasets: emit.pods || emit.events || self.scrape.is_some(),
-            // ConfigMap changes are reported per workload that reads them.
-            workloads: emit.workloads || emit.configmaps,
-            events: emit.events,
-            configmaps: emit.configmaps,
-            nodes: emit.nodes,
-            namespaces: self.cfg.namespaces.clone(),
+            topology: watching(KubeWatch::Topology),
         };
         let mut health = Health::new(&self.name, "kubernetes");
         let Some(client) = self.connect(&mut ctx, &mut health).await else {
             return;
+        };
+        let topology = if emit.topology {
+            Some(watch::Backends::discover(&client).await)
+        } else {
+            None
+        };
+        let plan = watch::Plan {
+            pods: emit.pods || self.scrape.is_some(),
+            // Owners of pods, and of ReplicaSets that events and EndpointSlices name.
+            replicasets: emit.pods || emit.events || emit.topology || self.scrape.is_some(),
+            // ConfigMap changes are reported per workload that reads them; pod templates
+            // say whom a workload calls.
+            workloads: emit.workloads || emit.configmaps || emit.topology,
+            events: emit.events,
+            configmaps: emit.configmaps,
+            nodes: emit.nodes,
+            topology,
+            namespaces: self.cfg.namespaces.clone(),
         };
 
         let (targets_tx, targets_rx) = tokio::sync::watch::channel(BTreeMap::new());
@@ -186,12 +199,19 @@ impl KubernetesSource {
         );
         let mut streams = watch::streams(&client, &plan);
         let mut shutdown = ctx.shutdown.clone();
+        let mut repeat_at = Instant::now() + TOPOLOGY_REPEAT;
         loop {
             let probe_at = state.health.probe_at;
             let mut out = Out::new(&self.name, Ts::now());
             tokio::select! {
                 biased;
                 _ = wait_for_shutdown(&mut shutdown) => break,
+                _ = tokio::time::sleep_until(repeat_at), if plan.topology.is_some() => {
+                    repeat_at = Instant::now() + TOPOLOGY_REPEAT;
+                    if let Some(edges) = state.topo.last_sent() {
+                        out.signals.push(topology_signal(&self.name, edges.clone()));
+                    }
+                }
                 _ = sleep_until_opt(probe_at) => {
                     match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
                         Ok(Ok(_)) => state.health.probe_ok(&mut out),
@@ -211,6 +231,12 @@ impl KubernetesSource {
                     state.handle(item, &client, &mut out).await;
                 }
             }
+            if plan.topology.is_some()
+                && let Some(edges) = state.topo.changed()
+            {
+                repeat_at = Instant::now() + TOPOLOGY_REPEAT;
+                out.signals.push(topology_signal(&self.name, edges));
+            }
             if state.targets_changed {
                 state.targets_changed = false;
                 targets_tx.send_replace(state.targets.clone());
@@ -228,7 +254,23 @@ impl KubernetesSource {
 }
 
 fn plan_is_empty(p: &watch::Plan) -> bool {
-    !(p.pods || p.replicasets || p.workloads || p.events || p.configmaps || p.nodes)
+    !(p.pods
+        || p.replicasets
+        || p.workloads
+        || p.events
+        || p.configmaps
+        || p.nodes
+        || p.topology.is_some())
+}
+
+fn topology_signal(source: &str, edges: Vec<medic_core::LearnedEdge>) -> Signal {
+    Signal {
+        ts: Ts::now(),
+        source: source.to_string(),
+        service: None,
+        instance: None,
+        payload: SignalPayload::Topology { edges },
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -11,6 +11,9 @@ use super::nodes::{NodeObs, observe_node};
 use super::owners::{Owners, Resolution};
 use super::pods::{PodObs, observe_pod, pod_key};
 use super::scrape::target_of;
+use super::topology::{
+    PodRef, Topo, observe_service, observe_template, read_endpoints, read_slice,
+};
 use super::watch::{Item, Tagged};
 use super::workloads::{
     WorkloadKind, WorkloadObs, WorkloadView, observe_workload, view_daemonset, view_deployment,
@@ -19,8 +22,9 @@ use super::workloads::{
 use crate::redact::Redactor;
 use crate::stats::{Counter, SourceStats};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event as CoreEvent, Node, Pod, Service};
 use kube::Api;
+use kube::core::DynamicObject;
 use kube::runtime::watcher::Event;
 use medic_core::{ProcessEvent, ProcessEventKind, SignalPayload};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -56,6 +60,7 @@ pub(crate) struct Emit {
     pub workloads: bool,
     pub configmaps: bool,
     pub nodes: bool,
+    pub topology: bool,
 }
 
 /// A relist in progress: the keys listed so far, to drop what was not listed at the end.
@@ -82,6 +87,7 @@ pub(crate) struct State {
     listed_once: HashSet<Arc<str>>,
     pub targets: BTreeMap<Key, Target>,
     pub targets_changed: bool,
+    pub topo: Topo,
 }
 
 impl State {
@@ -110,6 +116,7 @@ impl State {
             listed_once: HashSet::new(),
             targets: BTreeMap::new(),
             targets_changed: false,
+            topo: Topo::default(),
         }
     }
 
@@ -165,6 +172,27 @@ impl State {
             Item::Event(ev) => self.on_event(&t, ev, client, out, Self::event).await,
             Item::ConfigMap(ev) => self.on_event(&t, ev, client, out, Self::configmap).await,
             Item::Node(ev) => self.on_event(&t, ev, client, out, Self::node).await,
+            Item::Service(ev) => self.on_event(&t, ev, client, out, Self::service).await,
+            Item::EndpointSlice(ev) => {
+                self.on_event(&t, ev, client, out, |s, o, _, client, _| {
+                    Box::pin(async move {
+                        if s.ns_ok(&o.metadata) {
+                            s.backends(o, read_slice(o), client).await;
+                        }
+                    })
+                })
+                .await
+            }
+            Item::Endpoints(ev) => {
+                self.on_event(&t, ev, client, out, |s, o, _, client, _| {
+                    Box::pin(async move {
+                        if s.ns_ok(&o.metadata) {
+                            s.backends(o, read_endpoints(o), client).await;
+                        }
+                    })
+                })
+                .await
+            }
         }
     }
 
@@ -266,7 +294,14 @@ impl State {
                 self.owners.delete_replicaset(&rs);
             }
             Kind::Workload(w) => {
+                self.topo.templates.remove(&key);
                 self.workloads.remove(&(w, key.0, key.1));
+            }
+            Kind::Service => {
+                self.topo.services.remove(&key);
+            }
+            Kind::Backends => {
+                self.topo.slices.remove(&key);
             }
             Kind::ConfigMap => {
                 self.configmaps.remove(&key);
@@ -294,9 +329,19 @@ impl State {
                 self.targets_changed |= before != self.targets.len();
             }
             Kind::ReplicaSet => self.owners.retain_replicasets(keep),
-            Kind::Workload(w) => self
-                .workloads
-                .retain(|(kind, ns, name), _| *kind != w || keep(&(ns.clone(), name.clone()))),
+            Kind::Workload(w) => {
+                self.workloads
+                    .retain(|(kind, ns, name), _| *kind != w || keep(&(ns.clone(), name.clone())));
+                // Templates are keyed by name only: one stays while any kind lists it.
+                let names: HashSet<Key> = self
+                    .workloads
+                    .keys()
+                    .map(|(_, ns, name)| (ns.clone(), name.clone()))
+                    .collect();
+                self.topo.templates.retain(|k, _| names.contains(k));
+            }
+            Kind::Service => self.topo.services.retain(|k, _| keep(k)),
+            Kind::Backends => self.topo.slices.retain(|k, _| keep(k)),
             Kind::ConfigMap => self.configmaps.retain(|k, _| keep(k)),
             Kind::Node => self
                 .nodes
@@ -407,6 +452,11 @@ impl State {
         let Some((ns, name)) = ns_name(v.meta) else {
             return;
         };
+        if self.emit.topology {
+            self.topo
+                .templates
+                .insert((ns.clone(), name.clone()), observe_template(v.template));
+        }
         let key = (v.kind, ns, name);
         let mut w_out = Out::new(&out.source, out.now);
         if let Some(obs) = observe_workload(self.workloads.get(&key), &v, listed, &mut w_out) {
@@ -504,6 +554,49 @@ impl State {
         })
     }
 
+    fn service<'a>(
+        s: &'a mut State,
+        svc: &'a Service,
+        _listed: bool,
+        _client: &'a kube::Client,
+        _out: &'a mut Out,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if s.ns_ok(&svc.metadata)
+                && let Some(key) = ns_name(&svc.metadata)
+            {
+                s.topo.services.insert(key, observe_service(svc));
+            }
+        })
+    }
+
+    /// An EndpointSlice or Endpoints object: the workloads of the pods it points at.
+    async fn backends<K: KeyOf>(
+        &mut self,
+        o: &K,
+        read: Option<(String, Vec<PodRef>)>,
+        client: &kube::Client,
+    ) {
+        let (Some(key), Some((service, pods))) = (o.key(), read) else {
+            return;
+        };
+        let mut workloads = std::collections::BTreeSet::new();
+        for p in pods {
+            let pk = (p.namespace, p.name);
+            let owner = match (self.pods.get(&pk), self.topo.pod_owners.get(&pk)) {
+                (Some(obs), _) => obs.service.clone(),
+                (None, Some(w)) => w.clone(),
+                (None, None) => {
+                    let w = self.owner_of_pod_named(&pk.0, &pk.1, client).await;
+                    self.topo.remember_owner(pk, w.clone());
+                    w
+                }
+            };
+            workloads.insert(owner);
+        }
+        self.topo.slices.insert(key, (service, workloads));
+    }
+
     pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize, usize) {
         (
             self.pods.len(),
@@ -531,6 +624,9 @@ enum Kind {
     Event,
     ConfigMap,
     Node,
+    Service,
+    /// EndpointSlices and Endpoints.
+    Backends,
 }
 
 /// The key of an object in the source's maps (`("", name)` for cluster-scoped ones).
@@ -568,6 +664,9 @@ key_of!(
 key_of!(CoreEvent, Kind::Event);
 key_of!(ConfigMap, Kind::ConfigMap);
 key_of!(Node, Kind::Node);
+key_of!(Service, Kind::Service);
+key_of!(DynamicObject, Kind::Backends);
+key_of!(Endpoints, Kind::Backends);
 
 #[cfg(test)]
 mod tests {
@@ -593,6 +692,7 @@ mod tests {
                 workloads: true,
                 configmaps: true,
                 nodes: true,
+                topology: true,
             },
             Health::new("k8s", "https://127.0.0.1:9"),
         )

@@ -4,8 +4,9 @@
 
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event as CoreEvent, Node, Pod, Service};
 use kube::Api;
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
@@ -27,6 +28,48 @@ pub(crate) enum Item {
     Event(Event<CoreEvent>),
     ConfigMap(Event<ConfigMap>),
     Node(Event<Node>),
+    Service(Event<Service>),
+    EndpointSlice(Event<DynamicObject>),
+    Endpoints(Event<Endpoints>),
+}
+
+/// Where a Service's backends are listed, by what the API server serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Backends {
+    /// `discovery.k8s.io` EndpointSlices of this version (`v1`, or `v1beta1` before 1.21).
+    Slices(&'static str),
+    /// Legacy Endpoints: clusters without EndpointSlices (before 1.17).
+    Endpoints,
+}
+
+impl Backends {
+    /// Asks the API server which EndpointSlice version it serves; `v1` when it cannot be
+    /// asked (a watch of the wrong version then reports its error like any other).
+    pub(crate) async fn discover(client: &kube::Client) -> Backends {
+        let ask = |v: &'static str| {
+            let client = client.clone();
+            async move {
+                let r = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    client.list_api_group_resources(&format!("discovery.k8s.io/{v}")),
+                )
+                .await;
+                match r {
+                    Ok(Ok(list)) => Some(list.resources.iter().any(|r| r.name == "endpointslices")),
+                    // 404: the version is not served.
+                    Ok(Err(kube::Error::Api(e))) if e.code == 404 => Some(false),
+                    _ => None,
+                }
+            }
+        };
+        match ask("v1").await {
+            Some(true) | None => Backends::Slices("v1"),
+            Some(false) => match ask("v1beta1").await {
+                Some(true) | None => Backends::Slices("v1beta1"),
+                Some(false) => Backends::Endpoints,
+            },
+        }
+    }
 }
 
 /// One item of one watch: `watch` names it (`pods`, `pods in shop`) in logs and signals.
@@ -105,6 +148,8 @@ pub(crate) struct Plan {
     pub events: bool,
     pub configmaps: bool,
     pub nodes: bool,
+    /// Services and their backends, for topology (None: not watched).
+    pub topology: Option<Backends>,
     /// Empty: all namespaces (filtered client-side).
     pub namespaces: Vec<String>,
 }
@@ -206,6 +251,45 @@ pub(crate) fn streams(client: &kube::Client, plan: &Plan) -> SelectAll<BoxStream
             &plain,
             Item::ConfigMap,
         );
+    }
+    if let Some(backends) = &plan.topology {
+        add(&mut out, client, plan, "services", &plain, Item::Service);
+        match backends {
+            Backends::Slices(version) => {
+                let gvk = GroupVersionKind::gvk("discovery.k8s.io", version, "EndpointSlice");
+                let ar = ApiResource::from_gvk_with_plural(&gvk, "endpointslices");
+                let apis: Vec<(Api<DynamicObject>, Option<String>)> = if plan.namespaces.is_empty()
+                {
+                    vec![(Api::all_with(client.clone(), &ar), None)]
+                } else {
+                    plan.namespaces
+                        .iter()
+                        .map(|ns| {
+                            (
+                                Api::namespaced_with(client.clone(), ns, &ar),
+                                Some(ns.clone()),
+                            )
+                        })
+                        .collect()
+                };
+                for (api, ns) in apis {
+                    let tag: Arc<str> = match &ns {
+                        Some(ns) => format!("endpointslices in {ns}").into(),
+                        None => "endpointslices".into(),
+                    };
+                    out.push(stream(
+                        api,
+                        plain.clone(),
+                        tag,
+                        ns.map(Arc::from),
+                        Item::EndpointSlice,
+                    ));
+                }
+            }
+            Backends::Endpoints => {
+                add(&mut out, client, plan, "endpoints", &plain, Item::Endpoints)
+            }
+        }
     }
     if plan.nodes {
         out.push(stream(
