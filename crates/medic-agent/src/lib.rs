@@ -601,7 +601,11 @@ async fn start_parts(
     )?;
     let server: Option<ServerFuture> = if cfg.server.enabled {
         medic_server::routes::alertmanager::set_service_labels(&cfg.server.alert_service_labels);
-        let state = medic_server::ServerState::new(tx, stats.clone()).with_config(&cfg.server);
+        let auth = medic_server::auth::Auth::from_config(&cfg.server.auth)
+            .map_err(|e| AgentError::Server(format!("server tokens: {e}")))?;
+        let state = medic_server::ServerState::new(tx, stats.clone())
+            .with_config(&cfg.server)
+            .with_auth(Arc::new(auth));
         let server_cfg = cfg.server.clone();
         let stop = shutdown_rx.clone();
         Some(Box::pin(async move {

@@ -878,6 +878,71 @@ pub struct ServerConfig {
     /// Alertmanager webhook: alert labels that name the service an alert is about, tried in
     /// order (`pod` values lose their ReplicaSet/pod hash suffixes).
     pub alert_service_labels: Vec<String>,
+    /// Who may use the server.
+    pub auth: AuthConfig,
+}
+
+/// What a bearer token may do. `admin` may do everything; `approver` also what `viewer` may;
+/// `ingest` only pushes signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Ingest,
+    Viewer,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Ingest, Role::Viewer, Role::Approver, Role::Admin];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Viewer => "viewer",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// Whether a token of this role may do what `needed` allows.
+    pub fn grants(self, needed: Role) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Approver => matches!(needed, Role::Approver | Role::Viewer),
+            r => r == needed,
+        }
+    }
+}
+
+/// Where a token's secret comes from. Only its SHA-256 is ever kept in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSecret {
+    /// The token's SHA-256, hex (`medic token new` prints it).
+    Sha256(String),
+    /// A file holding the token (re-read when it changes).
+    File(std::path::PathBuf),
+    /// An environment variable holding the token.
+    Env(String),
+}
+
+/// One bearer token: who it is, what it may do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenConfig {
+    /// The identity recorded in the audit for what this token does.
+    pub name: String,
+    pub role: Role,
+    pub secret: TokenSecret,
+    pub location: Location,
+}
+
+/// `server.auth`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+    /// Anyone who can connect may do anything: only allowed when the server listens on
+    /// loopback, and said at start-up.
+    pub unauthenticated: bool,
 }
 
 impl Default for ServerConfig {
@@ -893,6 +958,7 @@ impl Default for ServerConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -26,8 +26,8 @@ fn unknown_key_without_close_match_lists_the_known_ones() {
 #[test]
 fn duplicate_key_points_at_the_second_and_the_first() {
     assert_eq!(
-        one_error("server:\n  enabled: true\n  enabled: false\n"),
-        "3:3: duplicate key `enabled` (first at line 2, column 3): expected each key once per mapping"
+        one_error("agent:\n  tick: 1s\n  tick: 2s\n"),
+        "3:3: duplicate key `tick` (first at line 2, column 3): expected each key once per mapping"
     );
 }
 
@@ -620,4 +620,74 @@ policies:
     assert_eq!(p.escalation.as_deref(), Some("oncall"));
     assert_eq!(p.description, "more");
     assert_eq!((p.location.line, p.location.col), (3, 5));
+}
+
+#[test]
+fn server_auth_is_required_and_checked() {
+    // Enabled without tokens: refused, saying how to fix it.
+    let e = one_error("server: { enabled: true }\n");
+    assert!(
+        e.starts_with("1:9: the server is enabled but `server.auth.tokens` is empty")
+            && e.contains("medic token new"),
+        "{e}"
+    );
+    // Unauthenticated beyond loopback: refused.
+    let e = one_error(
+        "server: { enabled: true, listen: \"0.0.0.0:9400\", auth: { unauthenticated: true } }\n",
+    );
+    assert!(
+        e.contains("`server.auth.unauthenticated` with `listen: 0.0.0.0:9400`"),
+        "{e}"
+    );
+    // Unauthenticated on loopback, or tokens anywhere: fine.
+    assert!(errors("server: { enabled: true, auth: { unauthenticated: true } }\n").is_empty());
+    let hash = "a".repeat(64);
+    let c = common::load(&format!(
+        "server:\n  enabled: true\n  listen: \"0.0.0.0:9400\"\n  auth:\n    tokens:\n      - {{ name: am, role: ingest, sha256: \"{hash}\" }}\n      - {{ name: alice, role: approver, file: alice.token }}\n      - {{ name: ci, role: admin, env: MEDIC_CI_TOKEN }}\n"
+    ))
+    .expect("valid");
+    let t = &c.server.auth.tokens;
+    assert_eq!(t.len(), 3);
+    assert_eq!(t[0].role, medic_config::Role::Ingest);
+    assert_eq!(t[0].secret, medic_config::TokenSecret::Sha256(hash.clone()));
+    assert!(
+        matches!(&t[1].secret, medic_config::TokenSecret::File(p) if p.ends_with("alice.token") && p.is_absolute()),
+        "{:?}",
+        t[1].secret
+    );
+    assert_eq!(
+        t[2].secret,
+        medic_config::TokenSecret::Env("MEDIC_CI_TOKEN".into())
+    );
+    // Each mistake, with its position.
+    let bad = |token: &str| one_error(&format!("server:\n  auth:\n    tokens:\n      - {token}\n"));
+    assert!(bad("{ name: a, role: root, env: X }").contains("invalid `role` in token `a`"));
+    assert!(
+        bad("{ name: a, role: ingest }")
+            .contains("token `a`: expected exactly one of `sha256`, `file` or `env`")
+    );
+    assert!(
+        bad(&format!(
+            "{{ name: a, role: ingest, env: X, sha256: \"{hash}\" }}"
+        ))
+        .contains("found 2")
+    );
+    assert!(bad("{ name: a, role: ingest, sha256: abc }").contains("64 hex digits"));
+    let e = errors(
+        "server:\n  auth:\n    tokens:\n      - { name: a, role: ingest, token: hunter2 }\n",
+    );
+    assert!(e[0].message.contains("unknown key `token`"), "{e:?}");
+    assert!(
+        e[1].message.contains("never written in the config"),
+        "{e:?}"
+    );
+    assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+    assert!(bad("{ role: ingest, env: X }").contains("name"));
+    let e = one_error(
+        "server:\n  auth:\n    tokens:\n      - { name: a, role: ingest, env: X }\n      - { name: a, role: viewer, env: Y }\n",
+    );
+    assert!(
+        e.starts_with("5:9: duplicate token name `a` (first at line 4, column 9)"),
+        "{e}"
+    );
 }

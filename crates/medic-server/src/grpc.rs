@@ -38,6 +38,29 @@ fn rejected_message(dropped: u64, reason: Option<&'static str>) -> String {
     }
 }
 
+impl Receiver {
+    /// OTLP exporters send the token as `authorization` metadata (their `headers` setting).
+    fn authorize(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let headers = metadata.clone().into_headers();
+        match self
+            .state
+            .auth
+            .check_headers(&headers, medic_config::Role::Ingest)
+        {
+            Ok(_) => Ok(()),
+            Err(denied) => {
+                self.state.metrics.auth_denied(&denied);
+                let (status, message) = denied.status_and_message();
+                Err(if status == axum::http::StatusCode::FORBIDDEN {
+                    Status::permission_denied(message)
+                } else {
+                    Status::unauthenticated(message)
+                })
+            }
+        }
+    }
+}
+
 fn unavailable() -> Status {
     Status::unavailable("medic's agent is not keeping up; retry later")
 }
@@ -48,6 +71,7 @@ impl LogsService for Receiver {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.authorize(request.metadata())?;
         let req = request.into_inner();
         let conv = otlp::logs_to_signals(&req, SOURCE, Ts::now(), &self.state.stats);
         drop(req);
@@ -73,6 +97,7 @@ impl MetricsService for Receiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.authorize(request.metadata())?;
         let req = request.into_inner();
         let conv = otlp::metrics_to_signals(
             &req,

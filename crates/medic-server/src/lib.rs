@@ -2,6 +2,7 @@
 //! receives into `Signal`s on the agent's channel; `router` merges them. Listens on 127.0.0.1
 //! unless configured otherwise.
 
+pub mod auth;
 /// OTLP/gRPC receiver (`serve_grpc`).
 #[cfg(feature = "otlp")]
 pub mod grpc;
@@ -25,6 +26,8 @@ pub struct ServerState {
     pub limits: IngestLimits,
     /// Requests by route and status, for `/metrics`.
     pub metrics: Arc<ServerMetrics>,
+    /// Who may do what: every route checks it.
+    pub auth: Arc<auth::Auth>,
     /// OTLP delta → cumulative running totals, shared by the HTTP and gRPC receivers so a
     /// series keeps its total whichever way its points arrive.
     #[cfg(feature = "otlp")]
@@ -32,13 +35,15 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// A state with the default limits; see [`ServerState::with_config`].
+    /// A state with the default limits and no tokens (every request is refused until
+    /// [`ServerState::with_auth`]); see [`ServerState::with_config`].
     pub fn new(signals: mpsc::Sender<Signal>, stats: Arc<medic_signals::SourceStats>) -> Self {
         ServerState {
             signals,
             stats,
             limits: IngestLimits::default(),
             metrics: Arc::new(ServerMetrics::new()),
+            auth: Arc::new(auth::Auth::deny_all()),
             #[cfg(feature = "otlp")]
             otlp_delta: Arc::default(),
         }
@@ -47,6 +52,11 @@ impl ServerState {
     /// Takes the limits from the `server:` section.
     pub fn with_config(mut self, cfg: &medic_config::ServerConfig) -> Self {
         self.limits = IngestLimits::from(cfg);
+        self
+    }
+
+    pub fn with_auth(mut self, auth: Arc<auth::Auth>) -> Self {
+        self.auth = auth;
         self
     }
 }
@@ -84,6 +94,16 @@ pub enum ServerError {
         "invalid listen address `{0}`: expected `ip:port` such as `127.0.0.1:9400` (or a bare port, which binds 127.0.0.1)"
     )]
     InvalidListen(String),
+    #[error(
+        "refusing to listen on {addr} without authentication: anyone who can reach it could push signals and make medic act. Add `server.auth.tokens`, or listen on 127.0.0.1"
+    )]
+    Exposed { addr: SocketAddr },
+    #[error(
+        "no server tokens: every request would be refused. Add `server.auth.tokens` (or `server.auth.unauthenticated: true` on loopback)"
+    )]
+    NoTokens,
+    #[error("server tokens: {0}")]
+    Auth(#[from] auth::AuthError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -92,14 +112,21 @@ pub enum ServerError {
     },
 }
 
-/// All routes, one registration line per protocol.
+/// All routes, one registration line per protocol, each group behind the role it needs.
 pub fn router(state: ServerState) -> axum::Router {
-    axum::Router::new()
+    use axum::middleware::from_fn_with_state;
+    let ingest = axum::Router::new()
         .merge(routes::logs::router())
         .merge(routes::remote_write::router())
         .merge(routes::alertmanager::router())
         .merge(routes::otlp::router())
+        .route_layer(from_fn_with_state(state.clone(), auth::require_ingest));
+    let view = axum::Router::new()
         .merge(routes::metrics::router())
+        .route_layer(from_fn_with_state(state.clone(), auth::require_viewer));
+    axum::Router::new()
+        .merge(ingest)
+        .merge(view)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::metrics::count_requests,
@@ -121,6 +148,21 @@ pub fn parse_listen(listen: &str) -> Result<SocketAddr, ServerError> {
     }
 }
 
+/// Refuses what would let anyone in from outside, or no one at all.
+fn check_exposure(addr: SocketAddr, auth: &auth::Auth) -> Result<(), ServerError> {
+    if auth.is_open() {
+        if !addr.ip().is_loopback() {
+            return Err(ServerError::Exposed { addr });
+        }
+        tracing::warn!(
+            "the server at {addr} is unauthenticated (`server.auth.unauthenticated`): anyone on this machine may use it"
+        );
+    } else if auth.token_count() == 0 {
+        return Err(ServerError::NoTokens);
+    }
+    Ok(())
+}
+
 /// Binds `listen` and serves [`router`] in a background task until `shutdown` becomes true
 /// (or its sender is dropped). Returns the bound address (port 0 picks a free port).
 pub async fn serve(
@@ -129,6 +171,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> Result<SocketAddr, ServerError> {
     let addr = parse_listen(listen)?;
+    check_exposure(addr, &state.auth)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -176,10 +219,19 @@ pub async fn serve_configured(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Listening, ServerError> {
     let http = serve(&server.listen, state.clone(), shutdown.clone()).await?;
+    auth::spawn_reloader(
+        state.auth.clone(),
+        std::time::Duration::from_secs(5),
+        shutdown.clone(),
+    );
     #[cfg(feature = "otlp")]
     let otlp_grpc = match server.otlp_grpc_listen.trim() {
         "" => None,
-        listen => Some(grpc::serve_grpc(parse_listen(listen)?, state, shutdown).await?),
+        listen => {
+            let addr = parse_listen(listen)?;
+            check_exposure(addr, &state.auth)?;
+            Some(grpc::serve_grpc(addr, state, shutdown).await?)
+        }
     };
     #[cfg(not(feature = "otlp"))]
     let otlp_grpc = {
@@ -193,4 +245,34 @@ pub async fn serve_configured(
         None
     };
     Ok(Listening { http, otlp_grpc })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_is_checked_before_anything_is_bound() {
+        let open = auth::Auth::with_env(
+            &medic_config::AuthConfig {
+                tokens: Vec::new(),
+                unauthenticated: true,
+            },
+            |_| None,
+        )
+        .expect("auth");
+        // Never bound: the check refuses first.
+        let everywhere: SocketAddr = "0.0.0.0:9400".parse().expect("addr");
+        let e = check_exposure(everywhere, &open).expect_err("refused");
+        assert!(matches!(e, ServerError::Exposed { .. }), "{e}");
+        assert!(e.to_string().contains("listen on 127.0.0.1"), "{e}");
+        assert!(check_exposure("127.0.0.1:9400".parse().expect("addr"), &open).is_ok());
+        assert!(check_exposure("[::1]:9400".parse().expect("addr"), &open).is_ok());
+        let tokens = auth::Auth::from_tokens(&[("a", medic_config::Role::Ingest, "t")]);
+        assert!(check_exposure(everywhere, &tokens).is_ok());
+        assert!(matches!(
+            check_exposure(everywhere, &auth::Auth::deny_all()),
+            Err(ServerError::NoTokens)
+        ));
+    }
 }

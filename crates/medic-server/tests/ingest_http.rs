@@ -20,10 +20,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    common::ingest_client()
 }
 
 #[tokio::test]
@@ -135,7 +132,12 @@ async fn hostile_json_bodies_never_take_the_server_down() {
         );
     }
     // Still serving.
-    let r = client().get(s.url("/metrics")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/metrics"))
+        .bearer_auth(common::VIEWER_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -251,6 +253,7 @@ async fn metrics_exposes_drops_by_reason_and_requests_by_route() {
         .unwrap();
     let text = c
         .get(s.url("/metrics"))
+        .bearer_auth(common::VIEWER_TOKEN)
         .send()
         .await
         .unwrap()
@@ -274,7 +277,8 @@ async fn metrics_exposes_drops_by_reason_and_requests_by_route() {
 #[tokio::test]
 async fn serve_refuses_a_bad_address_clearly() {
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
-    let state = medic_server::ServerState::new(tx, Default::default());
+    let state =
+        medic_server::ServerState::new(tx, Default::default()).with_auth(common::test_auth());
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let e = medic_server::serve("not-an-address", state, shutdown)
         .await

@@ -3,6 +3,8 @@
 //! and counted with a reason.
 #![cfg(feature = "otlp")]
 
+mod common;
+
 use medic_core::{Level, Signal, SignalPayload};
 use medic_server::ServerState;
 use medic_signals::ingest::otlp::{
@@ -36,7 +38,7 @@ struct Server {
 async fn start(max_body: usize, max_decompressed: usize, channel: usize) -> Server {
     let (tx, rx) = mpsc::channel(channel);
     let stats = Arc::new(SourceStats::new());
-    let mut state = ServerState::new(tx, stats.clone());
+    let mut state = ServerState::new(tx, stats.clone()).with_auth(common::test_auth());
     state.limits.max_body_bytes = max_body;
     state.limits.max_decompressed_bytes = max_decompressed;
     let (stop, shutdown) = watch::channel(false);
@@ -140,7 +142,7 @@ async fn post(
     enc: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, Vec<u8>) {
-    let mut r = reqwest::Client::new()
+    let mut r = common::ingest_client()
         .post(format!("http://{addr}{path}"))
         .header("content-type", ct)
         .timeout(Duration::from_secs(10))
@@ -151,6 +153,16 @@ async fn post(
     let resp = r.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// A gRPC request with `authorization` metadata, as exporters send their `headers`.
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    r
 }
 
 async fn recv(rx: &mut mpsc::Receiver<Signal>) -> Signal {
@@ -318,7 +330,20 @@ async fn grpc_logs_and_metrics_export() {
     let mut s = start(1 << 20, 64 * 1024, 64).await;
     let url = format!("http://{}", s.grpc);
     let mut logs = LogsServiceClient::connect(url.clone()).await.unwrap();
-    let resp = logs.export(logs_req(1)).await.unwrap().into_inner();
+    // Without a token, or with one that may not push: refused, nothing delivered.
+    let err = logs.export(logs_req(1)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
+    let err = logs
+        .export(authed(logs_req(1), common::VIEWER_TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    assert!(err.message().contains("needs role `ingest`"), "{err}");
+    let resp = logs
+        .export(authed(logs_req(1), common::INGEST_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resp.partial_success, None);
     assert!(matches!(
         recv(&mut s.rx).await.payload,
@@ -327,7 +352,10 @@ async fn grpc_logs_and_metrics_export() {
 
     let mut metrics = MetricsServiceClient::connect(url).await.unwrap();
     let resp = metrics
-        .export(metrics_req(AggregationTemporality::Cumulative))
+        .export(authed(
+            metrics_req(AggregationTemporality::Cumulative),
+            common::INGEST_TOKEN,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -339,7 +367,14 @@ async fn grpc_logs_and_metrics_export() {
     assert_eq!(names, ["jobs_total", "temp"]);
 
     // Over the message size limit: refused by the server, which keeps serving.
-    let err = logs.export(logs_req(5000)).await.unwrap_err();
+    let err = logs
+        .export(authed(logs_req(5000), common::INGEST_TOKEN))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
-    assert!(logs.export(logs_req(1)).await.is_ok());
+    assert!(
+        logs.export(authed(logs_req(1), common::INGEST_TOKEN))
+            .await
+            .is_ok()
+    );
 }

@@ -4,6 +4,8 @@
 //! when pip cannot reach the registry.
 #![cfg(feature = "otlp")]
 
+mod common;
+
 use medic_core::{Level, MetricSample, Signal, SignalPayload};
 use medic_server::ServerState;
 use medic_signals::SourceStats;
@@ -42,6 +44,11 @@ async fn export(py: &Path, mode: &str, endpoint: &str, service: &str) {
     let mut child = tokio::process::Command::new(py)
         .arg(otel_dir().join("export.py"))
         .args([mode, endpoint, service])
+        // How an OTLP exporter is given medic's ingest token (README: authentication).
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("authorization=Bearer%20{}", common::INGEST_TOKEN),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -107,7 +114,7 @@ async fn run(mode: &str) {
     let Some(py) = python() else { return };
     let (tx, mut rx) = mpsc::channel(1024);
     let stats = Arc::new(SourceStats::new());
-    let state = ServerState::new(tx, stats.clone());
+    let state = ServerState::new(tx, stats.clone()).with_auth(common::test_auth());
     let (_stop, shutdown) = watch::channel(false);
     let endpoint = if mode == "grpc" {
         let a = medic_server::grpc::serve_grpc("127.0.0.1:0".parse().unwrap(), state, shutdown)
@@ -207,7 +214,7 @@ async fn run_delta(mode: &str) {
     let Some(py) = python() else { return };
     let (tx, mut rx) = mpsc::channel(1024);
     let stats = Arc::new(SourceStats::new());
-    let state = ServerState::new(tx, stats.clone());
+    let state = ServerState::new(tx, stats.clone()).with_auth(common::test_auth());
     let (_stop, shutdown) = watch::channel(false);
     let endpoint = if mode == "grpc" {
         let a = medic_server::grpc::serve_grpc("127.0.0.1:0".parse().unwrap(), state, shutdown)

@@ -49,12 +49,15 @@ scrape_configs:
       - targets: ["{exporter_addr}"]
 remote_write:
   - url: http://{medic}/api/v1/write
+    authorization:
+      credentials: {token}
     queue_config:
       batch_send_deadline: 1s
       min_backoff: 100ms
       max_backoff: 1s
 "#,
-            medic = medic.addr
+            medic = medic.addr,
+            token = common::INGEST_TOKEN,
         ),
     )
     .unwrap();

@@ -92,13 +92,14 @@ destination d_tcp {{ network("127.0.0.1" port({port}) transport("tcp")); }};
 destination d_udp {{ network("127.0.0.1" port({port}) transport("udp")); }};
 destination d_5424 {{ syslog("127.0.0.1" port({port}) transport("tcp") persist-name("medic-5424")); }};
 destination d_http {{ http(url("http://{http}/ingest/logs") method("POST")
-    headers("Content-Type: application/x-ndjson")
+    headers("Content-Type: application/x-ndjson", "Authorization: Bearer {token}")
     body("$(format-json message=$MESSAGE level=$LEVEL app=$PROGRAM host=$HOST timestamp=$ISODATE)")
     body-suffix("\n") batch-lines(10) batch-timeout(200)); }};
 log {{ source(s_in); destination(d_tcp); destination(d_udp); destination(d_5424); destination(d_http); }};
 "#,
             input = input.display(),
             http = http.addr,
+            token = common::INGEST_TOKEN,
         ),
     )
     .unwrap();

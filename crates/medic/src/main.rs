@@ -39,6 +39,11 @@ enum Command {
     /// config's sources and actions need.
     #[cfg(feature = "kubernetes")]
     Rbac(cmd::rbac::RbacArgs),
+    /// Make bearer tokens for `server.auth.tokens` (the config keeps only their SHA-256).
+    Token {
+        #[command(subcommand)]
+        command: cmd::token::TokenCommand,
+    },
     /// Print the service graph: configured edges and those the sources learn (Kubernetes
     /// Services and EndpointSlices), each with where it comes from.
     Topology(cmd::topology::TopologyArgs),
@@ -216,6 +221,10 @@ async fn real_main() -> Result<i32> {
                 return Ok(2);
             };
             print!("{}", cmd::rbac::render(&cmd::rbac::plan(&cfg), &args));
+            Ok(0)
+        }
+        Command::Token { command } => {
+            cmd::token::run(command)?;
             Ok(0)
         }
         Command::Topology(args) => {

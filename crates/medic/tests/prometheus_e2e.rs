@@ -180,8 +180,10 @@ rule_files: ["{rules}"]
     )
 }
 
-fn start_alertmanager(tmp: &Path, port: u16, webhook: &str) -> Proc {
+/// Alertmanager sends medic's ingest token from `token_file` (`http_config.authorization`).
+fn start_alertmanager(tmp: &Path, port: u16, webhook: &str, token_file: &Path) -> Proc {
     need(ALERTMANAGER);
+    let token_file = token_file.display();
     let cfg = format!(
         r#"route:
   receiver: medic
@@ -194,6 +196,9 @@ receivers:
     webhook_configs:
       - url: "{webhook}"
         send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: "{token_file}"
 "#
     );
     std::fs::write(tmp.join("alertmanager.yml"), cfg).expect("alertmanager.yml");
@@ -251,7 +256,10 @@ fn alert_from_real_prometheus_and_alertmanager_heals_a_bad_deployment() {
     let (estate, estate_addr) = start_estate(&estate_dir, &tmp.join("estate.log"));
     let (prom_port, am_port, medic_port) = (free_port(), free_port(), free_port());
     let webhook = format!("http://127.0.0.1:{medic_port}/api/v1/alerts/alertmanager");
-    let am = start_alertmanager(&tmp, am_port, &webhook);
+    // The ingest token lives in a file that both medic and Alertmanager read.
+    let token_file = tmp.join("alertmanager.token");
+    std::fs::write(&token_file, "medic-e2e-alertmanager-7d41\n").expect("token file");
+    let am = start_alertmanager(&tmp, am_port, &webhook, &token_file);
     let prom = start_prometheus(&tmp, &estate_dir, prom_port, Some(am_port));
     let prom_addr = format!("127.0.0.1:{prom_port}");
     let store_path = tmp.join("medic.db");
@@ -261,6 +269,7 @@ fn alert_from_real_prometheus_and_alertmanager_heals_a_bad_deployment() {
         &store_path,
         medic_port,
         prom_port,
+        &token_file,
     );
     std::fs::write(tmp.join("medic.yaml"), config).expect("medic.yaml");
     let medic = spawn(
@@ -280,6 +289,16 @@ fn alert_from_real_prometheus_and_alertmanager_heals_a_bad_deployment() {
             .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
     });
     wait_scraped(&prom_addr);
+
+    // A forged alert without the token, naming a cause for another service: refused, so it
+    // can cause nothing (the one incident from alerts below is the real one, on payment).
+    let forged = r#"{"version":"4","status":"firing","receiver":"medic","groupKey":"x","alerts":[{"status":"firing","labels":{"alertname":"Forged","service":"catalog"},"annotations":{"medic_cause":"bad_deployment"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"ff"}]}"#;
+    let resp = post(
+        &format!("127.0.0.1:{medic_port}"),
+        "/api/v1/alerts/alertmanager",
+        forged,
+    );
+    assert!(resp.starts_with("HTTP/1.1 401"), "forged alert: {resp}");
 
     let resp = post(&estate_addr, "/demo/faults", r#"{"kind":"bad_deployment"}"#);
     assert!(resp.starts_with("HTTP/1.1 200"), "inject: {resp}");
@@ -380,8 +399,10 @@ fn medic_config(
     store: &Path,
     port: u16,
     prom_port: u16,
+    token_file: &Path,
 ) -> String {
     let e = estate.display();
+    let token_file = token_file.display();
     format!(
         r#"agent: {{ tick: 1s, diagnosis_settle: 2s, change_lookback: 5m }}
 sources:
@@ -397,7 +418,13 @@ topology:
 actuators:
   local: {{ supervisor_url: "http://{supervisor}", timeout: 30s }}
 store: {{ sqlite: "{store}" }}
-server: {{ enabled: true, listen: "127.0.0.1:{port}", otlp_grpc_listen: "127.0.0.1:0" }}
+server:
+  enabled: true
+  listen: "127.0.0.1:{port}"
+  otlp_grpc_listen: "127.0.0.1:0"
+  auth:
+    tokens:
+      - {{ name: alertmanager, role: ingest, file: "{token_file}" }}
 prometheus:
   url: "http://127.0.0.1:{prom_port}"
   timeout: 2s

@@ -1,6 +1,6 @@
 use crate::node::{Node, excerpt};
-use crate::reader::{Ctx, MapReader, to_string};
-use crate::types::ServerConfig;
+use crate::reader::{Ctx, MapReader, seq_items, to_non_empty_string, to_string};
+use crate::types::{AuthConfig, Role, ServerConfig, TokenConfig, TokenSecret};
 use std::net::SocketAddr;
 
 pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
@@ -56,7 +56,11 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
     let alert_service_labels = m
         .str_list("alert_service_labels", false)
         .unwrap_or(d.alert_service_labels);
+    let auth = m.node("auth").map(|n| auth(n, m.cx)).unwrap_or_default();
     m.finish();
+    if enabled {
+        check_exposure(node, &listen, &auth, cx);
+    }
     ServerConfig {
         enabled,
         listen,
@@ -65,5 +69,110 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
         remote_write_service_label,
         otlp_grpc_listen,
         alert_service_labels,
+        auth,
     }
+}
+
+/// An enabled server needs tokens, or an explicit `unauthenticated: true` on loopback.
+fn check_exposure(node: &Node, listen: &str, auth: &AuthConfig, cx: &mut Ctx) {
+    let loopback = listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if auth.unauthenticated && !loopback {
+        cx.error(
+            node.pos,
+            format!(
+                "`server.auth.unauthenticated` with `listen: {listen}`: anyone who can reach that address could push signals and use the API; expected a loopback `listen` (127.0.0.1) or `server.auth.tokens`"
+            ),
+        );
+    } else if !auth.unauthenticated && auth.tokens.is_empty() {
+        cx.error(
+            node.pos,
+            "the server is enabled but `server.auth.tokens` is empty: every endpoint needs a bearer token. Add tokens (`medic token new --name NAME --role ingest` prints one with its config line), or set `server.auth.unauthenticated: true` to let anyone who can reach 127.0.0.1 use it",
+        );
+    }
+}
+
+fn auth(node: &Node, cx: &mut Ctx) -> AuthConfig {
+    let mut m = MapReader::new(node, "`server.auth`", cx);
+    let unauthenticated = m.bool_or("unauthenticated", false);
+    let mut tokens: Vec<TokenConfig> = Vec::new();
+    if let Some(list) = m.node("tokens") {
+        for item in seq_items(list, "`tokens` in `server.auth`", m.cx) {
+            let Some(t) = token(item, m.cx) else {
+                continue;
+            };
+            if let Some(first) = tokens.iter().find(|f| f.name == t.name) {
+                let msg = format!(
+                    "duplicate token name `{}` (first at line {}, column {}): expected one name per token, as the audit records actions by it",
+                    t.name, first.location.line, first.location.col
+                );
+                m.cx.error(item.pos, msg);
+                continue;
+            }
+            tokens.push(t);
+        }
+    }
+    m.finish();
+    AuthConfig {
+        tokens,
+        unauthenticated,
+    }
+}
+
+fn token(item: &Node, cx: &mut Ctx) -> Option<TokenConfig> {
+    let location = cx.errs.location(item.pos);
+    let mut m = MapReader::new(item, "token", cx);
+    let name = m.field("name", true, to_non_empty_string);
+    let what = match &name {
+        Some(n) => format!("token `{n}`"),
+        None => "token".into(),
+    };
+    let mut m = m.renamed(what.clone());
+    let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let role = m
+        .enum_value("role", true, &names)
+        .and_then(|r| Role::parse(&r));
+    let sha = m.field("sha256", false, |n, label, cx| {
+        let s = to_string(n, label, cx)?.to_ascii_lowercase();
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            cx.error(
+                n.pos,
+                format!("invalid {label}: expected the token's SHA-256 as 64 hex digits (`medic token new` prints it)"),
+            );
+            return None;
+        }
+        Some(s)
+    });
+    let file = m.path("file", false);
+    let env = m.field("env", false, to_non_empty_string);
+    m.finish();
+    // Counted by key, so an invalid value is reported once (by its reader), not twice.
+    let given = item
+        .as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| matches!(k.key_str(), Some("sha256" | "file" | "env")))
+        .count();
+    if given != 1 {
+        cx.error(
+            item.pos,
+            format!(
+                "{what}: expected exactly one of `sha256`, `file` or `env` (the token itself is never written in the config), found {given}"
+            ),
+        );
+        return None;
+    }
+    let secret = match (sha, file, env) {
+        (Some(h), _, _) => TokenSecret::Sha256(h),
+        (_, Some(f), _) => TokenSecret::File(f),
+        (_, _, Some(e)) => TokenSecret::Env(e),
+        _ => return None,
+    };
+    Some(TokenConfig {
+        name: name?,
+        role: role?,
+        secret,
+        location,
+    })
 }

@@ -23,6 +23,7 @@ type RequestLabels = Vec<(String, String)>;
 #[derive(Debug)]
 pub struct ServerMetrics {
     requests: Family<RequestLabels, Counter>,
+    denied: Family<RequestLabels, Counter>,
 }
 
 impl Default for ServerMetrics {
@@ -35,7 +36,22 @@ impl ServerMetrics {
     pub fn new() -> Self {
         ServerMetrics {
             requests: Family::default(),
+            denied: Family::default(),
         }
+    }
+
+    /// Counts one request refused by authentication, by why.
+    pub fn auth_denied(&self, d: &crate::auth::Denied) {
+        use crate::auth::Denied;
+        let reason = match d {
+            Denied::Missing => "missing",
+            Denied::Malformed(_) => "malformed",
+            Denied::Unknown => "unknown_token",
+            Denied::Forbidden { .. } => "forbidden",
+        };
+        self.denied
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc();
     }
 
     /// Counts one request to `route` answered with `status`.
@@ -65,6 +81,11 @@ impl ServerMetrics {
             "medic_ingest_requests",
             "HTTP ingest requests by route and status",
             self.requests.clone(),
+        );
+        registry.register(
+            "medic_auth_denied",
+            "requests refused by authentication, by reason",
+            self.denied.clone(),
         );
         registry.register_collector(Box::new(StatsCollector(stats)));
         let mut out = String::new();

@@ -19,9 +19,35 @@ pub struct Running {
     pub stop: watch::Sender<bool>,
 }
 
+/// The bearer tokens of [`start_server`]'s servers: one to push signals, one to read /metrics.
+pub const INGEST_TOKEN: &str = "medic-test-ingest-3f9c";
+pub const VIEWER_TOKEN: &str = "medic-test-viewer-8a21";
+
+pub fn test_auth() -> Arc<medic_server::auth::Auth> {
+    use medic_config::Role;
+    Arc::new(medic_server::auth::Auth::from_tokens(&[
+        ("shipper", Role::Ingest, INGEST_TOKEN),
+        ("grafana", Role::Viewer, VIEWER_TOKEN),
+    ]))
+}
+
+/// An HTTP client that sends [`INGEST_TOKEN`] (a request may override it).
+pub fn ingest_client() -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {INGEST_TOKEN}").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
 pub async fn start_server(channel: usize, tweak: impl FnOnce(&mut ServerState)) -> Running {
     let (tx, rx) = mpsc::channel(channel);
-    let mut state = ServerState::new(tx, Arc::new(SourceStats::new()));
+    let mut state = ServerState::new(tx, Arc::new(SourceStats::new())).with_auth(test_auth());
     tweak(&mut state);
     let (stop, shutdown) = watch::channel(false);
     let addr = serve("127.0.0.1:0", state.clone(), shutdown)

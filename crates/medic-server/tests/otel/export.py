@@ -16,7 +16,9 @@ import base64
 import gzip
 import json
 import logging
+import os
 import sys
+import urllib.parse
 import urllib.request
 
 from google.protobuf import json_format
@@ -63,11 +65,23 @@ def otlp_json(msg):
     return json.dumps(d).encode()
 
 
+def env_headers():
+    # OTEL_EXPORTER_OTLP_HEADERS as the SDK's exporters read it: k=v pairs, values URL-encoded.
+    out = {}
+    for pair in os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", "").split(","):
+        if "=" in pair:
+            k, v = pair.split("=", 1)
+            out[k.strip()] = urllib.parse.unquote(v.strip())
+    return out
+
+
 def post_json(path, body):
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    headers.update(env_headers())
     req = urllib.request.Request(
         endpoint + path,
         data=gzip.compress(body),
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        headers=headers,
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         reply = json.loads(resp.read() or b"{}")

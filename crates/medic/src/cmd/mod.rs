@@ -6,4 +6,5 @@ pub mod eval_loghub;
 pub mod eval_nab;
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
+pub mod token;
 pub mod topology;
