@@ -133,10 +133,20 @@ pub async fn deliver(
         } else {
             t.timeout
         };
+        // A webhook URL is often its own secret (Slack, Teams): the audit, the logs and the
+        // escalation text name the target, never the URL (reqwest's errors carry it too).
         match http.post(url).timeout(timeout).json(record).send().await {
-            Ok(r) if r.status().is_success() => delivered.push(format!("{}:{url}", t.name)),
-            Ok(r) => errors.push(format!("webhook {url} answered {}", r.status())),
-            Err(e) => errors.push(format!("webhook {url} failed: {e}")),
+            Ok(r) if r.status().is_success() => delivered.push(format!("{} (webhook)", t.name)),
+            Ok(r) => errors.push(format!(
+                "webhook of target `{}` answered {}",
+                t.name,
+                r.status()
+            )),
+            Err(e) => errors.push(format!(
+                "webhook of target `{}` failed: {}",
+                t.name,
+                e.without_url()
+            )),
         }
     }
     (delivered, errors)

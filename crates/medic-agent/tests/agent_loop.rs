@@ -286,10 +286,11 @@ async fn a_failed_action_is_escalated_to_the_webhook_with_the_whole_story() {
         .iter()
         .find(|r| r.kind == "escalated")
         .expect("escalated record");
+    // Delivered, and recorded by the target's name: the URL (often a secret) never is.
+    assert!(esc.payload.contains("oncall (webhook)"), "{}", esc.payload);
     assert!(
-        esc.payload.contains(&format!("oncall:http://{addr}/hook")),
-        "{}",
-        esc.payload
+        audited.iter().all(|r| !r.payload.contains("/hook")),
+        "a webhook URL in the audit"
     );
 }
 

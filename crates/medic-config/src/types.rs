@@ -692,6 +692,9 @@ pub struct Policy {
     /// Boolean PromQL (`{service}`/`{target}` templated) that must return a non-empty result
     /// at every check of the verification window, besides the symptoms. Needs `prometheus`.
     pub verify_promql: Vec<String>,
+    /// Server token names whose alert cause hints may alone lead to an automatic action;
+    /// otherwise a diagnosis that rests only on a hint is recommended, never executed.
+    pub trust_alert_hints_from: Vec<String>,
 }
 
 impl Default for Policy {
@@ -713,6 +716,7 @@ impl Default for Policy {
             escalation: None,
             location: Location::default(),
             verify_promql: Vec::new(),
+            trust_alert_hints_from: Vec::new(),
         }
     }
 }

@@ -62,6 +62,11 @@ pub struct Hypothesis {
     /// Why, in one sentence.
     pub rationale: String,
     pub evidence: Vec<Evidence>,
+    /// Set when the only support is an alert's own cause hint: the sender of that hint
+    /// (`""` when unknown). Such a hypothesis never reaches an automatic action unless the
+    /// policy trusts that sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_hinted_by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

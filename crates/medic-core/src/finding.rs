@@ -116,6 +116,18 @@ pub enum Evidence {
     },
     /// A derived fact, in words (e.g. a topology argument).
     Note { text: String },
+    /// Someone else's claim about the cause (an alert's `medic_cause` annotation or `cause`
+    /// label): evidence of what its author believes, never proof on its own.
+    Hint {
+        service: String,
+        /// The cause it names, as written (known causes parse with `Cause::parse`).
+        cause: String,
+        /// The alert that carried it.
+        alert: String,
+        /// The server token it came with (None: unauthenticated or unknown).
+        #[serde(default)]
+        sender: Option<String>,
+    },
 }
 
 impl Evidence {
@@ -148,6 +160,15 @@ impl Evidence {
                 format!("change {service}: {description}")
             }
             Evidence::Note { text } => text.clone(),
+            Evidence::Hint {
+                service,
+                cause,
+                alert,
+                sender,
+            } => format!(
+                "alert {alert} on {service} claims cause {cause} (sent by {})",
+                sender.as_deref().unwrap_or("an unknown sender")
+            ),
         }
     }
 }

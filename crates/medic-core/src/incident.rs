@@ -110,6 +110,13 @@ pub struct Plan {
     pub previous_replicas: Option<u32>,
     /// Where to escalate (a named escalation target from config).
     pub escalation: Option<String>,
+    /// The diagnosis rests only on an alert's cause hint from this sender (see
+    /// `Hypothesis::only_hinted_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_hinted_by: Option<String>,
+    /// Senders whose hints the policy trusts enough to act on alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_hints_from: Vec<String>,
 }
 
 /// What the guards said about a plan.

@@ -74,6 +74,10 @@ pub struct AlertSignal {
     /// The group key of the notification it came in, for grouping.
     #[serde(default)]
     pub group_key: Option<String>,
+    /// Who pushed it: the name of the server token it came with (None: unauthenticated, or
+    /// not pushed through medic's server). A policy may trust a sender's cause hints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 #[derive(

@@ -34,6 +34,9 @@ pub struct Contribution {
     pub weight: f64,
     pub reason: String,
     pub evidence: Vec<Evidence>,
+    /// Set when this support is someone else's claim (an alert's cause hint): its sender
+    /// (`""` when unknown), rather than medic's own evidence.
+    pub hint_from: Option<String>,
 }
 
 /// Evidence that argues against a hypothesis: multiplies its confidence by `factor`.
@@ -66,7 +69,24 @@ impl RuleOutput {
             weight: weight.clamp(0.0, 1.0),
             reason: reason.into(),
             evidence,
+            hint_from: None,
         });
+    }
+
+    /// Support from someone else's claim about the cause (`sender`: the token it came with).
+    pub fn hint(
+        &mut self,
+        cause: Cause,
+        target: &str,
+        weight: f64,
+        reason: impl Into<String>,
+        evidence: Vec<Evidence>,
+        sender: Option<&str>,
+    ) {
+        self.support(cause, target, weight, reason, evidence);
+        if let Some(c) = self.support.last_mut() {
+            c.hint_from = Some(sender.unwrap_or_default().to_string());
+        }
     }
     pub fn penalise(&mut self, cause: Cause, target: &str, factor: f64, reason: impl Into<String>) {
         self.penalties.push(Penalty {
@@ -97,6 +117,10 @@ fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
         keep_prob: f64,
         reasons: Vec<String>,
         evidence: Vec<Evidence>,
+        /// Contributions, those that are hints, and the first hint's sender.
+        supports: usize,
+        hints: usize,
+        hint_sender: Option<String>,
     }
     let mut acc: BTreeMap<(Cause, String), Acc> = BTreeMap::new();
     for c in out.support {
@@ -104,7 +128,15 @@ fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
             keep_prob: 1.0,
             reasons: Vec::new(),
             evidence: Vec::new(),
+            supports: 0,
+            hints: 0,
+            hint_sender: None,
         });
+        a.supports += 1;
+        if let Some(sender) = c.hint_from {
+            a.hints += 1;
+            a.hint_sender.get_or_insert(sender);
+        }
         a.keep_prob *= 1.0 - c.weight;
         a.reasons.push(c.reason);
         for e in c.evidence {
@@ -132,6 +164,8 @@ fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
                 confidence: (confidence * 1000.0).round() / 1000.0,
                 rationale: reasons.join("; "),
                 evidence: a.evidence,
+                // Nothing but hints: no evidence of medic's own.
+                only_hinted_by: (a.hints == a.supports).then_some(a.hint_sender).flatten(),
             }
         })
         .collect();
@@ -145,6 +179,7 @@ fn rank(out: RuleOutput, facts: &Facts) -> Vec<Hypothesis> {
                 "no rule explains the symptoms better; {most} has the most findings"
             ),
             evidence: Vec::new(),
+            only_hinted_by: None,
         });
     }
     hyps.sort_by(|a, b| {

@@ -323,3 +323,62 @@ fn kubernetes_callers_name_a_dependency_by_its_service_name() {
         "{d:?}"
     );
 }
+
+fn hinted_alert(service: &str, ts: i64, cause: &str, sender: Option<&str>) -> Finding {
+    let mut f = finding(service, K::AlertFiring, ts, "alert PaymentDown firing");
+    f.evidence = vec![Evidence::Hint {
+        service: service.into(),
+        cause: cause.into(),
+        alert: "PaymentDown".into(),
+        sender: sender.map(str::to_string),
+    }];
+    f
+}
+
+#[test]
+fn an_alert_hint_alone_is_marked_and_corroboration_clears_the_mark() {
+    // Only the alert's claim: ranked (its author may be right), but marked as a hint.
+    let inc = incident(vec![hinted_alert(
+        "payment",
+        1_000_000,
+        "bad_deployment",
+        Some("alertmanager"),
+    )]);
+    let d = run(&inc, &[]);
+    let top = d.top().expect("top");
+    assert_eq!(
+        (top.cause, top.target.as_str()),
+        (Cause::BadDeployment, "payment")
+    );
+    assert_eq!(
+        top.only_hinted_by.as_deref(),
+        Some("alertmanager"),
+        "{d:#?}"
+    );
+    // An unauthenticated hint is marked with an empty sender.
+    let inc = incident(vec![hinted_alert(
+        "payment",
+        1_000_000,
+        "bad_deployment",
+        None,
+    )]);
+    assert_eq!(
+        run(&inc, &[]).top().expect("top").only_hinted_by.as_deref(),
+        Some("")
+    );
+    // The same hint with medic's own evidence (errors after a deploy): not a hint alone.
+    let inc = incident(vec![
+        hinted_alert("payment", 1_000_000, "bad_deployment", Some("alertmanager")),
+        finding("payment", K::ErrorRate, 1_000_100, "31% 500s"),
+        finding(
+            "payment",
+            K::NewErrorMessage,
+            1_000_500,
+            "NullPointerException in v2",
+        ),
+    ]);
+    let changes = [change(ChangeKind::Deploy, "payment", 998_000, "v2")];
+    let d = run(&inc, &changes);
+    assert_top(&d, Cause::BadDeployment, "payment");
+    assert_eq!(d.top().expect("top").only_hinted_by, None, "{d:#?}");
+}

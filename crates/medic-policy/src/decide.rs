@@ -5,7 +5,8 @@ use medic_config::GuardsConfig;
 use medic_core::{Decision, Mode, Plan, Ts};
 
 /// Any guard's denial → `Denied(reason)`; otherwise the policy's mode decides, except that a
-/// confidence below the policy's threshold turns `auto`/`approve` into a recommendation.
+/// confidence below the policy's threshold turns `auto`/`approve` into a recommendation, and
+/// a diagnosis resting only on an untrusted alert hint turns `auto` into one.
 pub fn decide(
     plan: &Plan,
     history: &History,
@@ -26,6 +27,8 @@ pub fn decide(
         Mode::Recommend => Decision::Recommend,
         Mode::Approve | Mode::Auto if !guards::confidence(plan).is_allow() => Decision::Recommend,
         Mode::Approve => Decision::NeedsApproval,
+        // A person may approve acting on a hint; nothing acts on one alone.
+        Mode::Auto if !guards::corroboration(plan).is_allow() => Decision::Recommend,
         Mode::Auto => Decision::Execute,
     }
 }
@@ -49,5 +52,6 @@ pub fn explain(
             .map(|(name, guard)| (*name, guard(plan, history, config, now))),
     );
     verdicts.push(("confidence", guards::confidence(plan)));
+    verdicts.push(("corroboration", guards::corroboration(plan)));
     verdicts
 }

@@ -103,6 +103,31 @@ pub fn confidence(plan: &Plan) -> Verdict {
     }
 }
 
+// ── corroboration: an alert's cause hint is evidence, not a command ─────────────────────
+
+/// A diagnosis that rests only on an alert's own cause hint may be recommended (or put to a
+/// person for approval), never executed automatically — unless the policy trusts that
+/// sender. `decide` downgrades `auto` to a recommendation on a denial, as for confidence.
+pub fn corroboration(plan: &Plan) -> Verdict {
+    match &plan.only_hinted_by {
+        None => Verdict::Allow,
+        Some(sender) if !sender.is_empty() && plan.trust_hints_from.iter().any(|t| t == sender) => {
+            Verdict::Allow
+        }
+        Some(sender) => {
+            let who = if sender.is_empty() {
+                "an unknown sender".to_string()
+            } else {
+                format!("`{sender}`")
+            };
+            Verdict::Deny(format!(
+                "corroboration: the only evidence for {} on {} is an alert's own cause hint (sent by {who}); medic's own signals do not confirm it, and policy {} does not list that sender in `trust_alert_hints_from`",
+                plan.cause, plan.action.target, plan.policy
+            ))
+        }
+    }
+}
+
 // ── planned_event_freeze: never disrupt a service during its planned event ───────────────
 
 pub fn planned_event_freeze(

@@ -117,6 +117,8 @@ pub fn plan_observed(
         rollback_if_failed: policy.rollback_if_failed,
         previous_replicas: replicas.and(current_replicas),
         escalation: policy.escalation.clone(),
+        only_hinted_by: top.only_hinted_by.clone(),
+        trust_hints_from: policy.trust_alert_hints_from.clone(),
     })
 }
 
@@ -255,6 +257,7 @@ mod tests {
                     confidence,
                     rationale: String::new(),
                     evidence: vec![],
+                    only_hinted_by: None,
                 },
                 Hypothesis {
                     cause: Cause::Unknown,
@@ -262,6 +265,7 @@ mod tests {
                     confidence: 0.1,
                     rationale: String::new(),
                     evidence: vec![],
+                    only_hinted_by: None,
                 },
             ],
             engine: "rules".into(),

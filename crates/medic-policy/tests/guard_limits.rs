@@ -87,6 +87,8 @@ proptest! {
                 rollback_if_failed: false,
                 previous_replicas: None,
                 escalation: None,
+                only_hinted_by: None,
+                trust_hints_from: vec![],
             };
             history.in_flight = executed.iter().filter(|e| e.start <= now && now < e.end).count() as u32;
             let decision = decide(&plan, &history, &config, false, Ts(now));

@@ -8,8 +8,9 @@ use common::{INGEST_TOKEN, VIEWER_TOKEN, start_server};
 use std::time::Duration;
 
 const ALERT: &str = r#"{"version":"4","status":"firing","receiver":"medic","groupKey":"k","alerts":[
- {"status":"firing","labels":{"alertname":"Down","service":"payment"},
-  "annotations":{"medic_cause":"bad_deployment"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f1"}]}"#;
+ {"status":"firing","labels":{"alertname":"Down","service":"payment","api_key":"abc123"},
+  "annotations":{"medic_cause":"bad_deployment","description":"login failed password=hunter2"},
+  "generatorURL":"http://prom:9090/graph?token=s3cr3tvalue","startsAt":"2026-01-01T00:00:00Z","fingerprint":"f1"}]}"#;
 
 fn plain() -> reqwest::Client {
     reqwest::Client::builder()
@@ -98,7 +99,20 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
-    assert_eq!(s.collect(1, Duration::from_secs(2)).await.len(), 1);
+    let got = s.collect(1, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    let medic_core::SignalPayload::Alert(a) = &got[0].payload else {
+        panic!("{got:?}")
+    };
+    // Who sent it is recorded (a policy may trust that sender's cause hints), and what the
+    // alert's author wrote is redacted like a log line.
+    assert_eq!(a.sender.as_deref(), Some("shipper"));
+    assert_eq!(got[0].service.as_deref(), Some("payment"));
+    let all = format!("{a:?}");
+    for secret in ["abc123", "hunter2", "s3cr3tvalue"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert_eq!(a.annotations["medic_cause"], "bad_deployment");
     let r = common::ingest_client()
         .get(s.url("/metrics"))
         .send()

@@ -363,7 +363,13 @@ fn alert_from_real_prometheus_and_alertmanager_heals_a_bad_deployment() {
     if let Evidence::Metric { value, .. } = promql[0] {
         assert!(*value > 0.2, "the 5xx ratio Prometheus saw: {value}");
     }
-    // The right action ran.
+    // The cause rests on the alert's hint, from the token Alertmanager used.
+    assert_eq!(
+        top.only_hinted_by.as_deref(),
+        Some("alertmanager"),
+        "{top:#?}"
+    );
+    // The right action ran (the policy trusts that sender's hints).
     assert_eq!(inc.executions.len(), 1, "{inc:#?}");
     assert_eq!(inc.executions[0].action.kind, ActionKind::RollbackRelease);
     assert_eq!(inc.executions[0].action.target, "payment");
@@ -435,6 +441,9 @@ policies:
   - name: rollback-bad-deployment
     match: {{ cause: bad_deployment, services: [payment] }}
     action: rollback_release
+    # The alert's `medic_cause` is the only evidence of the cause here (medic reads no logs
+    # in this test): acting on it alone needs the sender trusted by its token name.
+    trust_alert_hints_from: [alertmanager]
     confidence_threshold: 0.6
     mode: auto
     max_attempts: 1

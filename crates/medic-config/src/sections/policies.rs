@@ -70,6 +70,9 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
     let escalation_at = m.take("escalation").map(|n| m.cx.errs.location(n.pos));
     let escalation = m.field("escalation", false, to_non_empty_string);
     let verify_promql = m.str_list("verify_promql", false).unwrap_or_default();
+    let trust_alert_hints_from = m
+        .str_list("trust_alert_hints_from", false)
+        .unwrap_or_default();
 
     if let (Some(action), Some(scale_node)) = (action, scale_node)
         && action != ActionKind::ScaleWorkload
@@ -119,6 +122,7 @@ fn read_policy(item: &Node, cx: &mut Ctx) -> Option<ReadPolicy> {
         escalation,
         location,
         verify_promql,
+        trust_alert_hints_from,
     };
     Some(ReadPolicy {
         policy,

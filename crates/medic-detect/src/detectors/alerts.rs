@@ -90,6 +90,20 @@ fn finding(s: &Signal, a: &AlertSignal, service: &str) -> Finding {
             text: format!("alert {} {k}: {}", a.name, cut(v)),
         });
     }
+    // The author's word on the cause, typed: `medic_cause` annotation, else `cause` label.
+    if let Some(cause) = a
+        .annotations
+        .get("medic_cause")
+        .or_else(|| a.labels.get("cause"))
+        .filter(|c| !c.trim().is_empty())
+    {
+        evidence.push(Evidence::Hint {
+            service: service.to_string(),
+            cause: cut(cause.trim()),
+            alert: a.name.clone(),
+            sender: a.sender.clone(),
+        });
+    }
     if let Some(u) = &a.generator_url {
         evidence.push(Evidence::Note {
             text: format!("alert {} source: {}", a.name, cut(u)),
@@ -209,6 +223,7 @@ mod tests {
                 ends_at: None,
                 generator_url: None,
                 group_key: None,
+                sender: None,
             }),
         }
     }

@@ -1,7 +1,10 @@
 //! Alert authors may name the cause: an alert with the annotation `medic_cause` (or the label
 //! `cause`) set to one of medic's causes (`memory_leak`, `bad_deployment`, ...) supports that
 //! cause on the alert's service. It stays one piece of evidence among others: the noisy-OR
-//! combination still lets the other rules confirm or outweigh it.
+//! combination still lets the other rules confirm or outweigh it, and a hypothesis that only
+//! hints support is marked so (`only_hinted_by`): the `corroboration` guard keeps it from
+//! acting automatically. The alert detector turns those annotations into typed
+//! `Evidence::Hint`s; nothing here reads words.
 
 use super::Rule;
 use crate::{DiagnosisContext, Facts, RuleOutput};
@@ -18,66 +21,58 @@ const WEIGHT: f64 = 0.75;
 fn evaluate(facts: &Facts, _cx: &DiagnosisContext, out: &mut RuleOutput) {
     for (s, sf) in &facts.services {
         for f in sf.findings.iter().filter(|f| f.kind == K::AlertFiring) {
-            let Some(cause) = named_cause(&f.evidence) else {
-                continue;
-            };
-            out.support(
-                cause,
-                s,
-                WEIGHT,
-                format!("the alert on {s} names the cause: {}", f.summary),
-                f.evidence.clone(),
-            );
+            for (cause, sender) in hints(&f.evidence) {
+                out.hint(
+                    cause,
+                    s,
+                    WEIGHT,
+                    format!("the alert on {s} names the cause: {}", f.summary),
+                    f.evidence.clone(),
+                    sender,
+                );
+            }
         }
     }
 }
 
-/// The alert detector writes annotations as `alert NAME medic_cause: VALUE` notes and labels
-/// as `k=v` in its event evidence.
-fn named_cause(evidence: &[Evidence]) -> Option<Cause> {
+/// The known causes an alert's typed hints name, with their senders.
+fn hints(evidence: &[Evidence]) -> Vec<(Cause, Option<&str>)> {
+    let mut out: Vec<(Cause, Option<&str>)> = Vec::new();
     for e in evidence {
-        match e {
-            Evidence::Note { text } => {
-                if let Some((_, v)) = text.split_once(" medic_cause: ")
-                    && let Some(c) = Cause::parse(v.trim())
-                {
-                    return Some(c);
-                }
-            }
-            Evidence::Event { description, .. } => {
-                if let Some(c) = description
-                    .split(['{', '}', ','])
-                    .filter_map(|kv| kv.trim().strip_prefix("cause="))
-                    .find_map(Cause::parse)
-                {
-                    return Some(c);
-                }
-            }
-            _ => {}
+        if let Evidence::Hint { cause, sender, .. } = e
+            && let Some(c) = Cause::parse(cause.trim())
+            && !out.iter().any(|(k, _)| *k == c)
+        {
+            out.push((c, sender.as_deref()));
         }
     }
-    None
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medic_core::Ts;
+
+    fn hint(cause: &str, sender: Option<&str>) -> Evidence {
+        Evidence::Hint {
+            service: "a".into(),
+            cause: cause.into(),
+            alert: "X".into(),
+            sender: sender.map(str::to_string),
+        }
+    }
 
     #[test]
-    fn annotation_or_label_names_a_cause() {
-        let note = |t: &str| Evidence::Note { text: t.into() };
+    fn typed_hints_name_known_causes_once() {
         assert_eq!(
-            named_cause(&[note("alert X medic_cause: memory_leak")]),
-            Some(Cause::MemoryLeak)
+            hints(&[hint("memory_leak", Some("am")), hint("memory_leak", None)]),
+            vec![(Cause::MemoryLeak, Some("am"))]
         );
-        assert_eq!(named_cause(&[note("alert X medic_cause: nonsense")]), None);
-        let ev = Evidence::Event {
-            ts: Ts(0),
-            service: "a".into(),
-            description: "alert X firing since t {alertname=X, cause=bad_deployment}".into(),
+        assert!(hints(&[hint("nonsense", None)]).is_empty());
+        // Words in notes are no longer read as causes.
+        let note = Evidence::Note {
+            text: "alert X medic_cause: memory_leak".into(),
         };
-        assert_eq!(named_cause(&[ev]), Some(Cause::BadDeployment));
-        assert_eq!(named_cause(&[note("alert X summary: memory_leak")]), None);
+        assert!(hints(&[note]).is_empty());
     }
 }

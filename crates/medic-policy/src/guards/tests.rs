@@ -26,6 +26,8 @@ fn plan(kind: ActionKind, target: &str) -> Plan {
         rollback_if_failed: false,
         previous_replicas: None,
         escalation: None,
+        only_hinted_by: None,
+        trust_hints_from: vec![],
     }
 }
 
@@ -322,10 +324,10 @@ fn explain_lists_every_guard_with_its_verdict() {
     let h = history(vec![done(ActionKind::RestartWorkload, "catalog", 10)]);
     let verdicts = explain(&p, &h, &c, false, T0);
     let names: Vec<&str> = verdicts.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names.len(), ACTION_GUARDS.len() + 2);
+    assert_eq!(names.len(), ACTION_GUARDS.len() + 3);
     assert_eq!(
-        (names[0], names[names.len() - 1]),
-        ("kill_switch", "confidence")
+        (names[0], names[names.len() - 2], names[names.len() - 1]),
+        ("kill_switch", "confidence", "corroboration")
     );
     let denied: Vec<&str> = verdicts
         .iter()
@@ -381,4 +383,52 @@ fn a_rollback_or_revert_runs_once_per_incident() {
     h.executions[0] = first;
     p.action.kind = ActionKind::RestartWorkload;
     assert!(undo_once(&p, &h, &GuardsConfig::default(), T0).is_allow());
+}
+
+#[test]
+fn an_alert_hint_alone_never_acts_unless_its_sender_is_trusted() {
+    let cfg = GuardsConfig::default();
+    let mut p = restart("payment");
+    assert!(corroboration(&p).is_allow(), "medic's own evidence");
+    assert_eq!(
+        decide(&p, &history(vec![]), &cfg, false, T0),
+        Decision::Execute
+    );
+    // Only an alert's own claim, from the `alertmanager` token.
+    p.only_hinted_by = Some("alertmanager".into());
+    let why = denial(corroboration(&p));
+    assert!(
+        why.contains("only evidence for memory_leak on payment is an alert's own cause hint (sent by `alertmanager`)"),
+        "{why}"
+    );
+    assert_eq!(
+        decide(&p, &history(vec![]), &cfg, false, T0),
+        Decision::Recommend
+    );
+    assert!(
+        explain(&p, &history(vec![]), &cfg, false, T0)
+            .iter()
+            .any(|(n, v)| *n == "corroboration" && !v.is_allow())
+    );
+    // A person may still approve it.
+    p.mode = Mode::Approve;
+    assert_eq!(
+        decide(&p, &history(vec![]), &cfg, false, T0),
+        Decision::NeedsApproval
+    );
+    // Trusted by name: acts; another sender, or an unknown one, does not.
+    p.mode = Mode::Auto;
+    p.trust_hints_from = vec!["alertmanager".into()];
+    assert_eq!(
+        decide(&p, &history(vec![]), &cfg, false, T0),
+        Decision::Execute
+    );
+    p.only_hinted_by = Some("someone-else".into());
+    assert_eq!(
+        decide(&p, &history(vec![]), &cfg, false, T0),
+        Decision::Recommend
+    );
+    p.only_hinted_by = Some(String::new());
+    p.trust_hints_from = vec![String::new()];
+    assert!(denial(corroboration(&p)).contains("an unknown sender"));
 }

@@ -231,6 +231,12 @@ fn alert_signal(
         .get("alertname")
         .cloned()
         .unwrap_or_else(|| "unnamed".into());
+    // Alert text is written by people and templates: it gets the same redaction as logs
+    // (after the service and fingerprint are taken from the labels as sent).
+    let labels = redact_map(labels);
+    let annotations = redact_map(annotations);
+    let generator_url = (!a.generator_url.is_empty())
+        .then(|| medic_signals::redact::redact(&a.generator_url).into_owned());
     Ok(Signal {
         ts: now,
         source: SOURCE.into(),
@@ -244,10 +250,27 @@ fn alert_signal(
             annotations,
             starts_at,
             ends_at,
-            generator_url: (!a.generator_url.is_empty()).then_some(a.generator_url),
+            generator_url,
             group_key: (!group_key.is_empty()).then(|| group_key.to_string()),
+            sender: None,
         }),
     })
+}
+
+/// Values redacted as log text; a value under a secret-looking key (`api_key`, `password`,
+/// `token`…) is redacted whole.
+fn redact_map(m: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let r = medic_signals::redact::current();
+    m.into_iter()
+        .map(|(k, v)| {
+            let v = if r.redacts_key(&k) {
+                "[REDACTED:secret]".to_string()
+            } else {
+                r.redact(&v).into_owned()
+            };
+            (k, v)
+        })
+        .collect()
 }
 
 /// The first configured label present (and non-empty) names the service.
@@ -288,7 +311,12 @@ pub fn workload_of_pod(pod: &str) -> String {
     segs.join("-")
 }
 
-async fn receive(State(state): State<ServerState>, headers: HeaderMap, body: Body) -> Response {
+async fn receive(
+    State(state): State<ServerState>,
+    identity: Option<axum::Extension<crate::auth::Identity>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let now = Ts::now();
     let data = match read_body(&state, &headers, body, None).await {
         Ok(d) => d,
@@ -316,7 +344,16 @@ async fn receive(State(state): State<ServerState>, headers: HeaderMap, body: Bod
             format!("no alert accepted: {}", decoded.rejected.join("; ")),
         );
     }
-    if let Err(r) = send_all(&state, decoded.signals).await {
+    // Who sent it, so that a policy can trust (or not) the cause hints of this sender.
+    let mut signals = decoded.signals;
+    if let Some(axum::Extension(id)) = identity {
+        for s in &mut signals {
+            if let SignalPayload::Alert(a) = &mut s.payload {
+                a.sender = Some(id.name.clone());
+            }
+        }
+    }
+    if let Err(r) = send_all(&state, signals).await {
         return r;
     }
     let body = serde_json::json!({ "accepted": accepted, "rejected": rejected });
