@@ -44,6 +44,8 @@ const MAX_CHANGES: usize = 10_000;
 const KEEP_CLOSED_MS: i64 = 10 * 60 * 1000;
 /// A source's learned topology is dropped when it has not repeated it for this long (sources
 /// repeat theirs every minute or so; ten missed repeats means the source is gone).
+/// A failing incident is retried after 1 s, 2 s, 4 s … at most this long.
+const STEP_RETRY_MAX_S: f64 = 300.0;
 const LEARNED_TOPOLOGY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Messages from tasks the agent spawned (actions, escalation deliveries) back to its loop.
@@ -118,6 +120,11 @@ pub struct Agent {
     /// verification, and which incidents have a read running.
     rollout_reads: HashMap<String, medic_verify::Rollout>,
     rollout_in_flight: std::collections::HashSet<String>,
+    /// Incidents whose last reconcile step failed: when to try again, and how many failures
+    /// in a row (the wait doubles, up to `STEP_RETRY_MAX`).
+    step_backoff: HashMap<String, (Ts, u32)>,
+    /// Tests: reconcile steps of incidents on this service fail.
+    fail_steps_of: Option<String>,
 }
 
 impl Agent {
@@ -151,6 +158,8 @@ impl Agent {
             prom_checks_in_flight: Default::default(),
             rollout_reads: HashMap::new(),
             rollout_in_flight: Default::default(),
+            step_backoff: HashMap::new(),
+            fail_steps_of: None,
             detectors: Detectors::new(&cfg.detectors),
             correlator: Correlator::new(&cfg.correlation),
             topology: medic_core::LiveTopology::new(cfg.topology.clone(), LEARNED_TOPOLOGY_TTL),
@@ -197,10 +206,14 @@ impl Agent {
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
-                Some(r) = results.recv() => self.on_task_result(r).await?,
-                Some(s) = signals.recv() => self.on_signal(s)?,
+                Some(r) = results.recv() => {
+                    let r = self.on_task_result(r).await;
+                    survive("a task's result", r);
+                }
+                Some(s) = signals.recv() => survive("a signal", self.on_signal(s)),
                 _ = tick.tick() => {
-                    self.on_tick(&mut signals).await?;
+                    let r = self.on_tick(&mut signals).await;
+                    survive("a tick", r);
                     if self.now().secs_since(last_saved) >= DETECTOR_STATE_SAVE_S {
                         self.save_detector_state();
                         last_saved = self.now();
@@ -314,6 +327,49 @@ impl Agent {
         Ok(())
     }
 
+    /// Tests: make every reconcile step of incidents on `service` fail, as a store or
+    /// platform error would.
+    #[doc(hidden)]
+    pub fn fail_steps_of(&mut self, service: &str) {
+        self.fail_steps_of = Some(service.to_string());
+    }
+
+    async fn reconcile_checked(&mut self, id: &str) -> Result<(), AgentError> {
+        if let Some(s) = &self.fail_steps_of
+            && self
+                .incidents
+                .get(id)
+                .is_some_and(|i| i.services.contains(s))
+        {
+            return Err(AgentError::Server(format!("injected step failure on {s}")));
+        }
+        self.reconcile(id).await
+    }
+
+    /// One incident's step failed: it waits (1 s, doubling, at most 5 min), the failure is
+    /// logged and audited, and every other incident goes on.
+    fn step_failed(&mut self, id: &str, now: Ts, e: &AgentError) {
+        let failures = self.step_backoff.get(id).map_or(0, |(_, n)| *n) + 1;
+        let wait_s = 2f64.powi(failures.min(20) as i32 - 1).min(STEP_RETRY_MAX_S);
+        self.step_backoff
+            .insert(id.to_string(), (now.plus_secs(wait_s), failures));
+        let state = self
+            .incidents
+            .get(id)
+            .map(|i| i.state.to_string())
+            .unwrap_or_default();
+        tracing::error!(incident = %id, %state, failures, "reconcile step failed, retrying in {wait_s} s: {e}");
+        // Best effort: the store may be what failed.
+        if let Err(audit_err) = self.audit(AuditEvent::StepFailed {
+            incident: id.to_string(),
+            state,
+            error: e.to_string(),
+            retry_in_s: wait_s,
+        }) {
+            tracing::error!(incident = %id, "could not audit the failed step: {audit_err}");
+        }
+    }
+
     /// `signals` is drained between incidents: with many incidents active, a tick takes a
     /// while, and an alert arriving meanwhile must not wait for all of them.
     async fn on_tick(&mut self, signals: &mut mpsc::Receiver<Signal>) -> Result<(), AgentError> {
@@ -322,7 +378,7 @@ impl Agent {
             tracing::warn!("a source's learned topology was not repeated for 10 minutes: dropped");
         }
         for f in self.detectors.evaluate(now) {
-            self.on_finding(f)?;
+            survive("a finding", self.on_finding(f));
         }
         let active: Vec<String> = self
             .incidents
@@ -331,13 +387,25 @@ impl Agent {
             .map(|i| i.id.clone())
             .collect();
         for id in active {
-            self.reconcile(&id).await?;
+            if self
+                .step_backoff
+                .get(&id)
+                .is_some_and(|(at, _)| now.0 < at.0)
+            {
+                continue;
+            }
+            match self.reconcile_checked(&id).await {
+                Ok(()) => {
+                    self.step_backoff.remove(&id);
+                }
+                Err(e) => self.step_failed(&id, now, &e),
+            }
             // Bounded, so a flood of signals cannot starve the reconcile loop either.
             for _ in 0..MAX_SIGNALS_BETWEEN_STEPS {
                 let Ok(s) = signals.try_recv() else {
                     break;
                 };
-                self.on_signal(s)?;
+                survive("a signal", self.on_signal(s));
             }
         }
         self.incidents
@@ -457,6 +525,14 @@ const MAX_HELD: usize = 256;
 
 /// A finding too weak to open an incident by itself ([`FindingKind::is_weak`]): it joins
 /// the incident that stronger symptoms open.
+/// An error outside any one incident's step (a finding or result that could not be stored):
+/// logged, and the agent goes on — it never stops for one record.
+fn survive(what: &str, r: Result<(), AgentError>) {
+    if let Err(e) = r {
+        tracing::error!("handling {what} failed, continuing: {e}");
+    }
+}
+
 fn is_weak(f: &Finding) -> bool {
     f.kind.is_weak()
 }

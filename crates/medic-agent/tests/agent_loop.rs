@@ -521,3 +521,73 @@ async fn unreadable_rollout_health_does_not_block_and_is_recorded() {
     );
     h.stop().await;
 }
+
+/// One incident whose every step fails (as a store or platform error would) backs off and is
+/// audited; the agent keeps running and heals another incident meanwhile.
+#[tokio::test]
+async fn a_failing_incident_backs_off_and_never_stops_the_agent() {
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let actuator = Arc::new(TestDoubleActuator {
+        done: Mutex::new(Vec::new()),
+        fail: false,
+    });
+    let mut agent = Agent::new(
+        config(None),
+        store.clone(),
+        actuator.clone(),
+        Arc::new(SystemClock),
+    )
+    .expect("agent");
+    agent.fail_steps_of("payment");
+    let (tx, rx) = mpsc::channel(64);
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(agent.run(rx, stop_rx));
+
+    let mut broken = process(ProcessEventKind::Exited, "Error");
+    broken.service = Some("payment".into());
+    broken.instance = Some("payment-0".into());
+    tx.send(broken).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The healthy path still works while `payment` keeps failing.
+    tx.send(process(ProcessEventKind::Exited, "Error"))
+        .await
+        .expect("send");
+    wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
+    tx.send(process(ProcessEventKind::Started, ""))
+        .await
+        .expect("send");
+    let healed = wait_for(&store, IncidentState::Resolved, Duration::from_secs(5)).await;
+    assert!(healed.services.contains("cache"));
+    assert!(!run.is_finished(), "the agent stopped");
+    let _ = stop.send(true);
+    run.await.expect("join").expect("agent");
+
+    let failed: Vec<serde_json::Value> = store
+        .audit_records()
+        .expect("records")
+        .into_iter()
+        .filter(|r| r.kind == "step_failed")
+        .map(|r| serde_json::from_str(&r.payload).expect("json"))
+        .collect();
+    // Retried after 1 s, then 2 s, … not on every 100 ms tick.
+    assert!((2..=4).contains(&failed.len()), "{failed:#?}");
+    let waits: Vec<f64> = failed
+        .iter()
+        .map(|v| v["retry_in_s"].as_f64().expect("retry_in_s"))
+        .collect();
+    assert_eq!(waits[..2], [1.0, 2.0], "{failed:#?}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("injected step failure on payment")
+    );
+    let stuck = store
+        .incidents()
+        .expect("incidents")
+        .into_iter()
+        .find(|i| i.services.contains("payment"))
+        .expect("payment's incident");
+    assert_eq!(stuck.state, IncidentState::Open, "{stuck:#?}");
+    assert!(store.verify_audit().expect("verify").broken.is_none());
+}

@@ -101,6 +101,14 @@ pub enum AuditEvent {
         incident: String,
         at: Ts,
     },
+    /// A reconcile step of this incident failed; the incident waits `retry_in_s`, the
+    /// others go on.
+    StepFailed {
+        incident: String,
+        state: String,
+        error: String,
+        retry_in_s: f64,
+    },
 }
 
 impl AuditEvent {
@@ -125,6 +133,7 @@ impl AuditEvent {
             AuditEvent::Escalated { .. } => "escalated",
             AuditEvent::IncidentClosed { .. } => "incident_closed",
             AuditEvent::IncidentResolved { .. } => "incident_resolved",
+            AuditEvent::StepFailed { .. } => "step_failed",
         }
     }
 
@@ -148,7 +157,8 @@ impl AuditEvent {
             | AuditEvent::RolledBack { incident, .. }
             | AuditEvent::Escalated { incident, .. }
             | AuditEvent::IncidentClosed { incident, .. }
-            | AuditEvent::IncidentResolved { incident, .. } => Some(incident),
+            | AuditEvent::IncidentResolved { incident, .. }
+            | AuditEvent::StepFailed { incident, .. } => Some(incident),
         }
     }
 }
