@@ -36,6 +36,8 @@ pub enum AgentError {
     Http(String),
     #[error("server: {0}")]
     Server(String),
+    #[error("audit signing: {0}")]
+    AuditSigning(String),
 }
 
 /// How many change calendar entries to keep in memory for diagnosis.
@@ -125,6 +127,11 @@ pub struct Agent {
     step_backoff: HashMap<String, (Ts, u32)>,
     /// Tests: reconcile steps of incidents on this service fail.
     fail_steps_of: Option<String>,
+    /// Signs the audit chain's head now and then (`store.audit_signing`).
+    signer: Option<(
+        medic_store::checkpoint::SigningKey,
+        medic_config::AuditSigning,
+    )>,
 }
 
 impl Agent {
@@ -151,7 +158,16 @@ impl Agent {
                 "a policy has `verify_promql` but `prometheus.url` is not configured: those checks stay unknown and verification cannot pass"
             );
         }
+        let signer = match &cfg.store.audit_signing {
+            Some(a) => Some((
+                medic_store::checkpoint::SigningKey::load(&a.key)
+                    .map_err(|e| AgentError::AuditSigning(e.to_string()))?,
+                a.clone(),
+            )),
+            None => None,
+        };
         Ok(Agent {
+            signer,
             prom,
             prom_evidence: HashMap::new(),
             prom_checks: HashMap::new(),
@@ -200,12 +216,19 @@ impl Agent {
         let mut last_saved = self.now();
         let mut tick = tokio::time::interval(self.cfg.agent.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sign_every = self
+            .signer
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(3600), |(_, a)| a.every);
+        let mut sign_tick = tokio::time::interval(sign_every);
+        sign_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
+                _ = sign_tick.tick(), if self.signer.is_some() => self.sign_audit_head(),
                 Some(r) = results.recv() => {
                     let r = self.on_task_result(r).await;
                     survive("a task's result", r);
@@ -222,7 +245,21 @@ impl Agent {
             }
         }
         self.save_detector_state();
+        self.sign_audit_head();
         Ok(())
+    }
+
+    /// Appends a signed checkpoint of the audit head when it moved. A failure is logged,
+    /// never fatal: the chain itself is intact, the next round tries again.
+    fn sign_audit_head(&self) {
+        let Some((key, a)) = &self.signer else {
+            return;
+        };
+        match self.store.checkpoint(key, &a.checkpoints, self.now()) {
+            Ok(Some(cp)) => tracing::debug!(seq = cp.seq, "audit head signed"),
+            Ok(None) => {}
+            Err(e) => tracing::error!("could not sign the audit head: {e}"),
+        }
     }
 
     /// What detectors learned that should outlive this process (known log templates): a

@@ -591,3 +591,68 @@ async fn a_failing_incident_backs_off_and_never_stops_the_agent() {
     assert_eq!(stuck.state, IncidentState::Open, "{stuck:#?}");
     assert!(store.verify_audit().expect("verify").broken.is_none());
 }
+
+/// With `store.audit_signing`, the agent signs the audit head as it moves and at shutdown.
+#[tokio::test]
+async fn the_agent_signs_its_audit_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("audit.key");
+    medic_store::checkpoint::SigningKey::generate(&key).expect("key");
+    let checkpoints = dir.path().join("checkpoints.jsonl");
+    let mut cfg = config(None);
+    cfg.store.audit_signing = Some(medic_config::AuditSigning {
+        key: key.clone(),
+        checkpoints: checkpoints.clone(),
+        every: Duration::from_millis(200),
+    });
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let actuator = Arc::new(TestDoubleActuator {
+        done: Mutex::new(Vec::new()),
+        fail: false,
+    });
+    let agent = Agent::new(cfg, store.clone(), actuator, Arc::new(SystemClock)).expect("agent");
+    let (tx, rx) = mpsc::channel(64);
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(agent.run(rx, stop_rx));
+    tx.send(process(ProcessEventKind::Exited, "Error"))
+        .await
+        .expect("send");
+    wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
+    let _ = stop.send(true);
+    run.await.expect("join").expect("agent");
+    let public =
+        medic_store::checkpoint::read_public_key(&medic_store::checkpoint::public_path(&key))
+            .expect("public key");
+    let report = store
+        .verify_checkpoints(&public, &checkpoints)
+        .expect("verify");
+    let head = store.audit_records().expect("records").len() as u64;
+    assert_eq!(
+        (report.broken.clone(), report.last_seq),
+        (None, head),
+        "signed up to the end"
+    );
+    assert!(
+        report.checked >= 2,
+        "signed as it went, not only at the end: {report:?}"
+    );
+    // A key that cannot be read stops the agent at start, saying why.
+    let mut bad = config(None);
+    bad.store.audit_signing = Some(medic_config::AuditSigning {
+        key: dir.path().join("missing.key"),
+        checkpoints,
+        every: Duration::from_secs(60),
+    });
+    let e = Agent::new(
+        bad,
+        Arc::new(Store::open_in_memory().expect("store")),
+        Arc::new(TestDoubleActuator {
+            done: Mutex::new(Vec::new()),
+            fail: false,
+        }),
+        Arc::new(SystemClock),
+    )
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains("missing.key"), "{e}");
+}

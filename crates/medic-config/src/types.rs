@@ -855,12 +855,26 @@ pub struct LocalActuatorConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     pub sqlite: PathBuf,
+    /// `store.audit_signing`: signed checkpoints of the audit chain, outside the database.
+    pub audit_signing: Option<AuditSigning>,
+}
+
+/// Where the audit chain's head is signed and written (the key never sits in the store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditSigning {
+    /// An Ed25519 PKCS#8 key (`medic audit keygen`).
+    pub key: PathBuf,
+    /// The JSON-lines file checkpoints are appended to.
+    pub checkpoints: PathBuf,
+    /// How often the head is signed (when it moved), besides at shutdown.
+    pub every: std::time::Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             sqlite: PathBuf::from("medic.db"),
+            audit_signing: None,
         }
     }
 }

@@ -691,3 +691,19 @@ fn server_auth_is_required_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn audit_signing_needs_a_key_and_a_file_outside_the_store() {
+    let c = common::load(
+        "store:\n  sqlite: medic.db\n  audit_signing: { key: /etc/medic/audit.key, checkpoints: cp.jsonl, every: 30s }\n",
+    )
+    .expect("valid");
+    let a = c.store.audit_signing.expect("signing");
+    assert_eq!(a.every, std::time::Duration::from_secs(30));
+    assert!(a.checkpoints.ends_with("cp.jsonl"));
+    assert!(one_error("store:\n  audit_signing: { key: k }\n").contains("`checkpoints`"));
+    let e = one_error(
+        "store:\n  sqlite: medic.db\n  audit_signing: { key: medic.db, checkpoints: cp }\n",
+    );
+    assert!(e.contains("outside the database file"), "{e}");
+}

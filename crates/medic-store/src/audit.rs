@@ -85,6 +85,22 @@ impl Store {
             .collect()
     }
 
+    /// (seq, hash) of every record that has them, in seq order (for checkpoint checks).
+    pub(crate) fn audit_records_raw(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seq, hash FROM audit ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let (Value::Integer(s), Value::Text(h)) = row?
+                && let Ok(s) = u64::try_from(s)
+            {
+                out.push((s, h));
+            }
+        }
+        Ok(out)
+    }
+
     /// Walks the whole chain and checks it against the head anchor. Tampering is reported in
     /// the [`AuditReport`], not as an error; errors are for a store that cannot be read at all.
     pub fn verify_audit(&self) -> Result<AuditReport, StoreError> {
@@ -115,7 +131,7 @@ fn chain_after(head: Option<(u64, String)>, ts: Ts, event: &AuditEvent) -> Audit
     record
 }
 
-fn read_head(conn: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+pub(crate) fn read_head(conn: &Connection) -> Result<Option<(u64, String)>, StoreError> {
     let head: Option<(Value, Value)> = conn
         .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?))

@@ -6,6 +6,7 @@
 //! reads first keeps the audit chain and the idempotency ledger consistent.
 
 mod audit;
+pub mod checkpoint;
 mod error;
 mod executions;
 mod incidents;

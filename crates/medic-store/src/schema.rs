@@ -4,9 +4,10 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The version this code writes. Add a step to `STEPS` and bump this for every change.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-const STEPS: [&str; 1] = [r#"
+const STEPS: [&str; 2] = [
+    r#"
 CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER PRIMARY KEY,
     ts        INTEGER NOT NULL,
@@ -49,7 +50,22 @@ CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+-- The audit log is append-only: the store refuses to change or remove a record, and the head
+-- anchor only ever moves one record forward. (Someone who can write the file can drop these
+-- triggers; signed checkpoints outside the file catch what they do then.)
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head
+WHEN NEW.seq != OLD.seq + 1
+BEGIN SELECT RAISE(ABORT, 'the audit head only moves one record forward'); END;
+CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head
+BEGIN SELECT RAISE(ABORT, 'the audit head anchor cannot be removed'); END;
+"#,
+];
 
 pub fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
     // Immediate: two processes opening a fresh file at once must not both run the steps.

@@ -25,8 +25,10 @@ fn store_with(n: usize) -> (TempDir, PathBuf, Store) {
     (dir, path, store)
 }
 
+/// Tampers as someone who can write the file would: the append-only triggers go first.
 fn tamper(path: &Path, sql: &str) {
     let conn = Connection::open(path).unwrap();
+    conn.execute_batch(crate::testing::DROP_GUARDS).unwrap();
     conn.execute_batch(sql).unwrap();
 }
 
@@ -545,4 +547,212 @@ fn unopenable_path_is_an_error_naming_it() {
     let path = dir.path().join("no-such-dir").join("medic.db");
     let err = Store::open(&path).unwrap_err().to_string();
     assert!(err.contains("no-such-dir"), "{err}");
+}
+
+#[test]
+fn the_store_refuses_to_change_or_remove_audit_records() {
+    let (_dir, path, store) = store_with(3);
+    let conn = Connection::open(&path).unwrap();
+    for sql in [
+        "UPDATE audit SET payload = '{}' WHERE seq = 2",
+        "DELETE FROM audit WHERE seq = 3",
+        "DELETE FROM audit_head",
+        "UPDATE audit_head SET seq = 1",
+    ] {
+        let e = conn.execute_batch(sql).unwrap_err().to_string();
+        assert!(e.contains("audit"), "{sql}: {e}");
+    }
+    assert!(store.verify_audit().unwrap().is_intact());
+    // Appending still moves the head forward.
+    store.append_audit(Ts(5_000), &event(9)).unwrap();
+    assert!(store.verify_audit().unwrap().is_intact());
+}
+
+mod signed {
+    use super::*;
+    use crate::checkpoint::{SigningKey, read_public_key};
+
+    struct Setup {
+        _dir: TempDir,
+        path: PathBuf,
+        store: Store,
+        file: PathBuf,
+        public: Vec<u8>,
+    }
+
+    /// Six records, checkpointed after 3 and after 6, with a key outside the store.
+    fn setup() -> Setup {
+        let (dir, path, store) = store_with(3);
+        let key_path = dir.path().join("keys/audit.key");
+        std::fs::create_dir_all(key_path.parent().unwrap()).unwrap();
+        SigningKey::generate(&key_path).unwrap();
+        let key = SigningKey::load(&key_path).unwrap();
+        let public = read_public_key(&crate::checkpoint::public_path(&key_path)).unwrap();
+        assert_eq!(hex::encode(&public), key.public_hex());
+        let file = dir.path().join("checkpoints.jsonl");
+        assert_eq!(
+            store.checkpoint(&key, &file, Ts(10)).unwrap().unwrap().seq,
+            3
+        );
+        // Nothing new: no second line for the same head.
+        assert!(store.checkpoint(&key, &file, Ts(11)).unwrap().is_none());
+        for i in 3..6 {
+            store
+                .append_audit(Ts(2_000 + i), &event(i as usize))
+                .unwrap();
+        }
+        assert_eq!(
+            store.checkpoint(&key, &file, Ts(20)).unwrap().unwrap().seq,
+            6
+        );
+        Setup {
+            _dir: dir,
+            path,
+            store,
+            file,
+            public,
+        }
+    }
+
+    fn verdict(s: &Setup) -> Option<String> {
+        let chain = s.store.verify_audit().unwrap().broken.map(|(_, w)| w);
+        let signed = s
+            .store
+            .verify_checkpoints(&s.public, &s.file)
+            .unwrap()
+            .broken;
+        chain.or(signed)
+    }
+
+    #[test]
+    fn an_intact_log_verifies_against_its_checkpoints() {
+        let s = setup();
+        let r = s.store.verify_checkpoints(&s.public, &s.file).unwrap();
+        assert_eq!((r.checked, r.last_seq, r.broken), (2, 6, None));
+        // A key that exists is never overwritten.
+        assert!(SigningKey::generate(&s._dir.path().join("keys/audit.key")).is_err());
+    }
+
+    #[test]
+    fn each_tampering_is_detected() {
+        let cases: [(&str, &str); 5] = [
+            ("edited", "UPDATE audit SET payload = '{}' WHERE seq = 2"),
+            ("deleted", "DELETE FROM audit WHERE seq = 4"),
+            (
+                "inserted",
+                "UPDATE audit SET seq = seq + 100 WHERE seq >= 5; UPDATE audit SET seq = seq - 99 WHERE seq >= 105; INSERT INTO audit SELECT 5, ts, kind, incident, payload, prev_hash, hash FROM audit WHERE seq = 4",
+            ),
+            (
+                "reordered",
+                "UPDATE audit SET seq = 100 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 100",
+            ),
+            // The tail cut and the anchor moved back to match: the chain alone looks fine.
+            (
+                "truncated",
+                "DELETE FROM audit WHERE seq > 4; UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit WHERE seq = 4)",
+            ),
+        ];
+        for (what, sql) in cases {
+            let s = setup();
+            tamper(&s.path, sql);
+            let v = verdict(&s);
+            assert!(v.is_some(), "{what} went unnoticed");
+            if what == "truncated" {
+                assert!(
+                    s.store.verify_audit().unwrap().is_intact(),
+                    "the chain alone cannot tell"
+                );
+                assert!(v.unwrap().contains("the log ends at 4"), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_chain_rewritten_from_the_start_is_detected() {
+        let s = setup();
+        // The writer rebuilds a complete, self-consistent chain with one record changed,
+        // and its head anchor: only the signed checkpoints contradict it.
+        let records = s.store.audit_records().unwrap();
+        let mut prev = GENESIS_HASH.to_string();
+        let mut sql = String::from("DELETE FROM audit; DELETE FROM audit_head;");
+        for r in &records {
+            let payload = if r.seq == 2 {
+                "{\"forged\":true}".to_string()
+            } else {
+                r.payload.clone()
+            };
+            let hash = AuditRecord::compute_hash(
+                r.seq,
+                r.ts,
+                &r.kind,
+                r.incident.as_deref(),
+                &payload,
+                &prev,
+            );
+            sql.push_str(&format!(
+                "INSERT INTO audit VALUES ({}, {}, '{}', '{}', '{}', '{}', '{}');",
+                r.seq,
+                r.ts.0,
+                r.kind,
+                r.incident.clone().unwrap_or_default(),
+                payload.replace('\'', "''"),
+                prev,
+                hash
+            ));
+            prev = hash;
+        }
+        sql.push_str(&format!(
+            "INSERT INTO audit_head VALUES (1, {}, '{prev}');",
+            records.len()
+        ));
+        tamper(&s.path, &sql);
+        assert!(
+            s.store.verify_audit().unwrap().is_intact(),
+            "a consistent rewrite"
+        );
+        let why = s
+            .store
+            .verify_checkpoints(&s.public, &s.file)
+            .unwrap()
+            .broken
+            .expect("caught");
+        assert!(why.contains("the chain was rewritten"), "{why}");
+    }
+
+    #[test]
+    fn forged_or_foreign_checkpoints_do_not_verify() {
+        let s = setup();
+        // An edited checkpoint line (the writer moves the signed seq back).
+        let text = std::fs::read_to_string(&s.file).unwrap();
+        std::fs::write(&s.file, text.replacen("\"seq\":6", "\"seq\":5", 1)).unwrap();
+        let why = s
+            .store
+            .verify_checkpoints(&s.public, &s.file)
+            .unwrap()
+            .broken
+            .expect("caught");
+        assert!(why.contains("does not verify"), "{why}");
+        // Another key's public key.
+        std::fs::write(&s.file, &text).unwrap();
+        let other = s._dir.path().join("other.key");
+        SigningKey::generate(&other).unwrap();
+        let other_pub = read_public_key(&crate::checkpoint::public_path(&other)).unwrap();
+        assert!(
+            s.store
+                .verify_checkpoints(&other_pub, &s.file)
+                .unwrap()
+                .broken
+                .is_some()
+        );
+        // Garbage and truncated lines are reported, not a panic.
+        std::fs::write(&s.file, format!("{}\n{{\"seq\":", &text[..text.len() / 2])).unwrap();
+        assert!(
+            s.store
+                .verify_checkpoints(&s.public, &s.file)
+                .unwrap()
+                .broken
+                .is_some()
+        );
+        assert!(SigningKey::load(&s.file).is_err());
+    }
 }

@@ -117,9 +117,17 @@ enum DetectCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the chain: exit 0 when intact, 1 with the first broken record named otherwise.
+    /// With `--public-key` and `--checkpoints`, also check the signed checkpoints, which catch
+    /// a chain rewritten from the start and a cut tail.
     Verify {
         #[arg(long)]
         store: PathBuf,
+        /// The `.pub` file `medic audit keygen` wrote (64 hex digits).
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<PathBuf>,
+        /// The checkpoint file of `store.audit_signing.checkpoints`.
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
     },
     /// Print the records (one JSON object per line).
     Show {
@@ -127,6 +135,19 @@ enum AuditCommand {
         store: PathBuf,
         #[arg(long)]
         incident: Option<String>,
+    },
+    /// Export every record, in order, for archiving elsewhere.
+    Export {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+    },
+    /// Make an Ed25519 key for `store.audit_signing`: the private key at OUT (mode 0600, kept
+    /// away from the store), the public key at OUT.pub for `audit verify --public-key`.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -257,20 +278,71 @@ async fn real_main() -> Result<i32> {
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify { store },
+            command:
+                AuditCommand::Verify {
+                    store,
+                    public_key,
+                    checkpoints,
+                },
         } => {
             let store = open_existing_store(&store)?;
             let report = store.verify_audit()?;
-            match report.broken {
+            if let Some((seq, why)) = report.broken {
+                println!("audit chain BROKEN at record {seq}: {why}");
+                return Ok(1);
+            }
+            println!("audit chain intact: {} records", report.records);
+            let (Some(public_key), Some(checkpoints)) = (public_key, checkpoints) else {
+                return Ok(0);
+            };
+            let public = medic_store::checkpoint::read_public_key(&public_key)?;
+            let signed = store.verify_checkpoints(&public, &checkpoints)?;
+            match signed.broken {
+                None if signed.checked == 0 => {
+                    println!(
+                        "no signed checkpoints in {}: nothing vouches for the chain",
+                        checkpoints.display()
+                    );
+                    Ok(1)
+                }
                 None => {
-                    println!("audit chain intact: {} records", report.records);
+                    println!(
+                        "signed checkpoints verified: {} (the last at record {})",
+                        signed.checked, signed.last_seq
+                    );
                     Ok(0)
                 }
-                Some((seq, why)) => {
-                    println!("audit chain BROKEN at record {seq}: {why}");
+                Some(why) => {
+                    println!("audit chain does not match its signed checkpoints: {why}");
                     Ok(1)
                 }
             }
+        }
+        Command::Audit {
+            command: AuditCommand::Export { store, format: _ },
+        } => {
+            let store = open_existing_store(&store)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for r in store.audit_records()? {
+                serde_json::to_writer(&mut out, &r)?;
+                std::io::Write::write_all(&mut out, b"\n")?;
+            }
+            std::io::Write::flush(&mut out)?;
+            Ok(0)
+        }
+        Command::Audit {
+            command: AuditCommand::Keygen { out },
+        } => {
+            let public = medic_store::checkpoint::SigningKey::generate(&out)?;
+            println!(
+                "private key: {} (keep it away from the store)",
+                out.display()
+            );
+            println!(
+                "public key:  {} ({public})",
+                medic_store::checkpoint::public_path(&out).display()
+            );
+            Ok(0)
         }
         Command::Audit {
             command: AuditCommand::Show { store, incident },

@@ -143,3 +143,128 @@ fn ctrl_c_on_the_demo_leaves_no_process_behind() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `audit keygen`, `audit verify --public-key --checkpoints` and `audit export`: a chain
+/// rewritten consistently by someone who could write the store (but not the key) is caught.
+#[test]
+fn audit_checkpoints_are_signed_verified_and_exported() {
+    use medic_core::{AuditEvent, Ts};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("audit.key");
+    let out = medic()
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit.key.pub"));
+    // A second keygen never overwrites the key.
+    let again = medic()
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .expect("run");
+    assert!(!again.status.success());
+
+    let db = dir.path().join("medic.db");
+    let checkpoints = dir.path().join("checkpoints.jsonl");
+    {
+        let store = medic_store::Store::open(&db).expect("store");
+        let signer = medic_store::checkpoint::SigningKey::load(&key).expect("key");
+        for i in 0..4 {
+            store
+                .append_audit(
+                    Ts(1_000 + i),
+                    &AuditEvent::IncidentClosed {
+                        incident: format!("inc-{i}"),
+                        reason: "done".into(),
+                    },
+                )
+                .expect("append");
+        }
+        store
+            .checkpoint(&signer, &checkpoints, Ts(2_000))
+            .expect("sign");
+    }
+    let verify = || {
+        medic()
+            .args(["audit", "verify", "--store"])
+            .arg(&db)
+            .arg("--public-key")
+            .arg(dir.path().join("audit.key.pub"))
+            .arg("--checkpoints")
+            .arg(&checkpoints)
+            .output()
+            .expect("run")
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("signed checkpoints verified: 1"));
+    let export = medic()
+        .args(["audit", "export", "--format", "jsonl", "--store"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    assert!(export.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["seq"], 4);
+
+    // Rewrite record 2 and rehash everything after it, anchor included: the chain checks out,
+    // the signature does not.
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch(medic_store::testing::DROP_GUARDS)
+            .expect("drop guards");
+        let store = medic_store::Store::open(&db).expect("store");
+        let records = store.audit_records().expect("records");
+        let mut prev = medic_core::audit::GENESIS_HASH.to_string();
+        for r in &records {
+            let payload = if r.seq == 2 {
+                r.payload.replace("done", "forged")
+            } else {
+                r.payload.clone()
+            };
+            let hash = medic_core::AuditRecord::compute_hash(
+                r.seq,
+                r.ts,
+                &r.kind,
+                r.incident.as_deref(),
+                &payload,
+                &prev,
+            );
+            conn.execute(
+                "UPDATE audit SET payload = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                rusqlite::params![payload, prev, hash, r.seq as i64],
+            )
+            .expect("rewrite");
+            prev = hash;
+        }
+        conn.execute("UPDATE audit_head SET hash = ?1", [prev])
+            .expect("anchor");
+    }
+    let plain = medic()
+        .args(["audit", "verify", "--store"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    assert!(plain.status.success(), "the rewrite is self-consistent");
+    let caught = verify();
+    assert_eq!(caught.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&caught.stdout);
+    assert!(
+        text.contains("does not match its signed checkpoints") && text.contains("rewritten"),
+        "{text}"
+    );
+}
