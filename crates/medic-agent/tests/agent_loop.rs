@@ -23,6 +23,15 @@ struct TestDoubleActuator {
     fail: bool,
 }
 
+impl TestDoubleActuator {
+    fn ok() -> TestDoubleActuator {
+        TestDoubleActuator {
+            done: Mutex::new(Vec::new()),
+            fail: false,
+        }
+    }
+}
+
 impl Actuator for TestDoubleActuator {
     fn name(&self) -> &str {
         "test-double"
@@ -122,10 +131,7 @@ async fn wait_for(store: &Store, state: IncidentState, within: Duration) -> medi
 #[tokio::test]
 async fn a_crashed_dependency_is_restarted_and_verified() {
     let store = Arc::new(Store::open_in_memory().expect("store"));
-    let actuator = Arc::new(TestDoubleActuator {
-        done: Mutex::new(Vec::new()),
-        fail: false,
-    });
+    let actuator = Arc::new(TestDoubleActuator::ok());
     let agent = Agent::new(
         config(None),
         store.clone(),
@@ -527,10 +533,7 @@ async fn unreadable_rollout_health_does_not_block_and_is_recorded() {
 #[tokio::test]
 async fn a_failing_incident_backs_off_and_never_stops_the_agent() {
     let store = Arc::new(Store::open_in_memory().expect("store"));
-    let actuator = Arc::new(TestDoubleActuator {
-        done: Mutex::new(Vec::new()),
-        fail: false,
-    });
+    let actuator = Arc::new(TestDoubleActuator::ok());
     let mut agent = Agent::new(
         config(None),
         store.clone(),
@@ -606,10 +609,7 @@ async fn the_agent_signs_its_audit_head() {
         every: Duration::from_millis(200),
     });
     let store = Arc::new(Store::open_in_memory().expect("store"));
-    let actuator = Arc::new(TestDoubleActuator {
-        done: Mutex::new(Vec::new()),
-        fail: false,
-    });
+    let actuator = Arc::new(TestDoubleActuator::ok());
     let agent = Agent::new(cfg, store.clone(), actuator, Arc::new(SystemClock)).expect("agent");
     let (tx, rx) = mpsc::channel(64);
     let (stop, stop_rx) = watch::channel(false);
@@ -646,10 +646,7 @@ async fn the_agent_signs_its_audit_head() {
     let e = Agent::new(
         bad,
         Arc::new(Store::open_in_memory().expect("store")),
-        Arc::new(TestDoubleActuator {
-            done: Mutex::new(Vec::new()),
-            fail: false,
-        }),
+        Arc::new(TestDoubleActuator::ok()),
         Arc::new(SystemClock),
     )
     .err()

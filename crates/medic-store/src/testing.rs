@@ -27,3 +27,31 @@ pub fn tamper_payload(path: &Path, seq: u64) -> Result<(), StoreError> {
         })
     }
 }
+
+/// Rebuilds the whole chain, anchor included, with `edit` applied to each record's payload —
+/// what someone who can write the file but does not hold the signing key can do. The result
+/// passes `verify_audit`; only signed checkpoints contradict it.
+pub fn rewrite_chain(path: &Path, edit: impl Fn(u64, &str) -> String) -> Result<(), StoreError> {
+    let records = crate::Store::open(path)?.audit_records()?;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(DROP_GUARDS)?;
+    let mut prev = medic_core::audit::GENESIS_HASH.to_string();
+    for r in &records {
+        let payload = edit(r.seq, &r.payload);
+        let hash = medic_core::AuditRecord::compute_hash(
+            r.seq,
+            r.ts,
+            &r.kind,
+            r.incident.as_deref(),
+            &payload,
+            &prev,
+        );
+        conn.execute(
+            "UPDATE audit SET payload = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![payload, prev, hash, r.seq as i64],
+        )?;
+        prev = hash;
+    }
+    conn.execute("UPDATE audit_head SET hash = ?1", [prev])?;
+    Ok(())
+}

@@ -672,40 +672,14 @@ mod signed {
         let s = setup();
         // The writer rebuilds a complete, self-consistent chain with one record changed,
         // and its head anchor: only the signed checkpoints contradict it.
-        let records = s.store.audit_records().unwrap();
-        let mut prev = GENESIS_HASH.to_string();
-        let mut sql = String::from("DELETE FROM audit; DELETE FROM audit_head;");
-        for r in &records {
-            let payload = if r.seq == 2 {
+        crate::testing::rewrite_chain(&s.path, |seq, p| {
+            if seq == 2 {
                 "{\"forged\":true}".to_string()
             } else {
-                r.payload.clone()
-            };
-            let hash = AuditRecord::compute_hash(
-                r.seq,
-                r.ts,
-                &r.kind,
-                r.incident.as_deref(),
-                &payload,
-                &prev,
-            );
-            sql.push_str(&format!(
-                "INSERT INTO audit VALUES ({}, {}, '{}', '{}', '{}', '{}', '{}');",
-                r.seq,
-                r.ts.0,
-                r.kind,
-                r.incident.clone().unwrap_or_default(),
-                payload.replace('\'', "''"),
-                prev,
-                hash
-            ));
-            prev = hash;
-        }
-        sql.push_str(&format!(
-            "INSERT INTO audit_head VALUES (1, {}, '{prev}');",
-            records.len()
-        ));
-        tamper(&s.path, &sql);
+                p.to_string()
+            }
+        })
+        .unwrap();
         assert!(
             s.store.verify_audit().unwrap().is_intact(),
             "a consistent rewrite"

@@ -223,37 +223,14 @@ fn audit_checkpoints_are_signed_verified_and_exported() {
 
     // Rewrite record 2 and rehash everything after it, anchor included: the chain checks out,
     // the signature does not.
-    {
-        let conn = rusqlite::Connection::open(&db).expect("open");
-        conn.execute_batch(medic_store::testing::DROP_GUARDS)
-            .expect("drop guards");
-        let store = medic_store::Store::open(&db).expect("store");
-        let records = store.audit_records().expect("records");
-        let mut prev = medic_core::audit::GENESIS_HASH.to_string();
-        for r in &records {
-            let payload = if r.seq == 2 {
-                r.payload.replace("done", "forged")
-            } else {
-                r.payload.clone()
-            };
-            let hash = medic_core::AuditRecord::compute_hash(
-                r.seq,
-                r.ts,
-                &r.kind,
-                r.incident.as_deref(),
-                &payload,
-                &prev,
-            );
-            conn.execute(
-                "UPDATE audit SET payload = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-                rusqlite::params![payload, prev, hash, r.seq as i64],
-            )
-            .expect("rewrite");
-            prev = hash;
+    medic_store::testing::rewrite_chain(&db, |seq, p| {
+        if seq == 2 {
+            p.replace("done", "forged")
+        } else {
+            p.to_string()
         }
-        conn.execute("UPDATE audit_head SET hash = ?1", [prev])
-            .expect("anchor");
-    }
+    })
+    .expect("rewrite");
     let plain = medic()
         .args(["audit", "verify", "--store"])
         .arg(&db)
