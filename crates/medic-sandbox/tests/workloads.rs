@@ -148,14 +148,26 @@ async fn deployment_service_env_and_logs() {
         .iter()
         .map(|p| p.metadata.name.clone().unwrap())
         .collect();
+    // The proxy follows the EndpointSlice as kube-proxy does, a moment after the pods are
+    // ready: until then the ClusterIP may refuse, or reach only the first ready replica.
     let mut seen = BTreeSet::new();
-    for _ in 0..10 {
-        let body = http_get(&format!("{cluster_ip}:80"), "/who")
-            .await
-            .expect("ClusterIP answers");
-        seen.insert(body.trim().to_string());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen != names {
+        match http_get(&format!("{cluster_ip}:80"), "/who").await {
+            Ok(body) => {
+                seen.insert(body.trim().to_string());
+            }
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "ClusterIP never answered: {e}"
+            ),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "round-robin reached {seen:?} of {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(seen, names);
 
     // A Service without ready backends refuses connections, as kube-proxy's REJECT rule does;
     // so does one whose backends all go away.
