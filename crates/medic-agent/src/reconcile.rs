@@ -168,7 +168,15 @@ impl Agent {
             .kill_switch_file
             .as_ref()
             .is_some_and(|p| p.exists());
-        let decision = medic_policy::decide(&plan, &history, &self.cfg.guards, kill_file, now);
+        // `medic pause` (or the API) is the kill switch people reach for at night: it stops
+        // every action, whatever the policy says, until `medic resume`.
+        let decision = match self.store.pause()? {
+            Some(p) => Decision::Denied(format!(
+                "kill_switch: paused by {} at {}: {}",
+                p.by, p.at, p.reason
+            )),
+            None => medic_policy::decide(&plan, &history, &self.cfg.guards, kill_file, now),
+        };
         self.audit(AuditEvent::PlanProposed {
             incident: id.to_string(),
             plan: plan.clone(),
@@ -274,18 +282,30 @@ impl Agent {
 
     async fn check_approval(&mut self, id: &str) -> Result<(), AgentError> {
         let now = self.now();
-        let answer = self.store.kv_get(&format!("approval:{id}"))?;
+        // The typed record; stores written before it existed kept a word in the kv table.
+        let answer = match self.store.approval(id)? {
+            Some(a) => Some((a.approved, format!("{} ({}): {}", a.by, a.role, a.reason))),
+            None => match self.store.kv_get(&format!("approval:{id}"))?.as_deref() {
+                Some("approved") => Some((true, "medic approve".to_string())),
+                Some("rejected") => Some((false, "medic reject".to_string())),
+                _ => None,
+            },
+        };
         let Some(inc) = self.incidents.get(id) else {
             return Ok(());
         };
         let action = inc.plan.as_ref().map(|p| p.action.clone());
         let escalation = inc.plan.as_ref().and_then(|p| p.escalation.clone());
-        match (answer.as_deref(), action) {
-            (Some("approved"), Some(action)) => {
-                self.emit(id, Stage::Decided, format!("approved: {action}"));
+        match (answer, action) {
+            // Approved while paused: queued until `medic resume`, not dropped, not timed out.
+            (Some((true, _)), Some(_)) if self.store.pause()?.is_some() => Ok(()),
+            (Some((true, who)), Some(action)) => {
+                self.emit(id, Stage::Decided, format!("approved by {who}: {action}"));
                 self.dispatch(id, action)
             }
-            (Some("rejected"), _) => self.close(id, "a person rejected the plan"),
+            (Some((false, who)), _) => {
+                self.close(id, &format!("a person rejected the plan: {who}"))
+            }
             _ if now.secs_since(inc.updated) > APPROVAL_TIMEOUT_S => {
                 self.escalate(id, "approval timed out", escalation.as_deref())
                     .await

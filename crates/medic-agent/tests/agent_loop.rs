@@ -108,6 +108,34 @@ fn process(kind: ProcessEventKind, reason: &str) -> Signal {
     }
 }
 
+/// A running agent: fed through `tx`, stopped by `finish`.
+struct Running {
+    tx: mpsc::Sender<Signal>,
+    stop: watch::Sender<bool>,
+    run: tokio::task::JoinHandle<Result<(), medic_agent::AgentError>>,
+}
+
+fn spawn(agent: Agent) -> Running {
+    let (tx, rx) = mpsc::channel(64);
+    let (stop, stop_rx) = watch::channel(false);
+    Running {
+        tx,
+        stop,
+        run: tokio::spawn(agent.run(rx, stop_rx)),
+    }
+}
+
+impl Running {
+    async fn send(&self, s: Signal) {
+        self.tx.send(s).await.expect("send");
+    }
+
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        self.run.await.expect("join").expect("agent");
+    }
+}
+
 async fn wait_for(store: &Store, state: IncidentState, within: Duration) -> medic_core::Incident {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -542,28 +570,23 @@ async fn a_failing_incident_backs_off_and_never_stops_the_agent() {
     )
     .expect("agent");
     agent.fail_steps_of("payment");
-    let (tx, rx) = mpsc::channel(64);
-    let (stop, stop_rx) = watch::channel(false);
-    let run = tokio::spawn(agent.run(rx, stop_rx));
+    let running = spawn(agent);
 
     let mut broken = process(ProcessEventKind::Exited, "Error");
     broken.service = Some("payment".into());
     broken.instance = Some("payment-0".into());
-    tx.send(broken).await.expect("send");
+    running.send(broken).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // The healthy path still works while `payment` keeps failing.
-    tx.send(process(ProcessEventKind::Exited, "Error"))
-        .await
-        .expect("send");
+    running
+        .send(process(ProcessEventKind::Exited, "Error"))
+        .await;
     wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
-    tx.send(process(ProcessEventKind::Started, ""))
-        .await
-        .expect("send");
+    running.send(process(ProcessEventKind::Started, "")).await;
     let healed = wait_for(&store, IncidentState::Resolved, Duration::from_secs(5)).await;
     assert!(healed.services.contains("cache"));
-    assert!(!run.is_finished(), "the agent stopped");
-    let _ = stop.send(true);
-    run.await.expect("join").expect("agent");
+    assert!(!running.run.is_finished(), "the agent stopped");
+    running.finish().await;
 
     let failed: Vec<serde_json::Value> = store
         .audit_records()
@@ -611,15 +634,12 @@ async fn the_agent_signs_its_audit_head() {
     let store = Arc::new(Store::open_in_memory().expect("store"));
     let actuator = Arc::new(TestDoubleActuator::ok());
     let agent = Agent::new(cfg, store.clone(), actuator, Arc::new(SystemClock)).expect("agent");
-    let (tx, rx) = mpsc::channel(64);
-    let (stop, stop_rx) = watch::channel(false);
-    let run = tokio::spawn(agent.run(rx, stop_rx));
-    tx.send(process(ProcessEventKind::Exited, "Error"))
-        .await
-        .expect("send");
+    let running = spawn(agent);
+    running
+        .send(process(ProcessEventKind::Exited, "Error"))
+        .await;
     wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
-    let _ = stop.send(true);
-    run.await.expect("join").expect("agent");
+    running.finish().await;
     let public =
         medic_store::checkpoint::read_public_key(&medic_store::checkpoint::public_path(&key))
             .expect("public key");
@@ -652,4 +672,94 @@ async fn the_agent_signs_its_audit_head() {
     .err()
     .expect("refused");
     assert!(e.to_string().contains("missing.key"), "{e}");
+}
+
+/// The kill switch: while paused, nothing acts (the decision says who paused and why), and an
+/// approval given meanwhile waits for the resume instead of being dropped.
+#[tokio::test]
+async fn pause_stops_actions_and_queues_approvals_until_resume() {
+    let pause = medic_core::Pause {
+        by: "carol".into(),
+        reason: "database failover in progress".into(),
+        at: Ts::now(),
+    };
+    // Auto mode while paused: denied, with the reason.
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    store.set_pause(Some(&pause)).expect("pause");
+    let actuator = Arc::new(TestDoubleActuator::ok());
+    let agent = Agent::new(
+        config(None),
+        store.clone(),
+        actuator.clone(),
+        Arc::new(SystemClock),
+    )
+    .expect("agent");
+    let running = spawn(agent);
+    running
+        .send(process(ProcessEventKind::Exited, "Error"))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let denied = loop {
+        let d = store
+            .incidents()
+            .expect("incidents")
+            .into_iter()
+            .find_map(|i| i.decision);
+        if let Some(d) = d {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no decision");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        matches!(&denied, medic_core::Decision::Denied(r) if r.contains("paused by carol") && r.contains("failover")),
+        "{denied:?}"
+    );
+    running.finish().await;
+    assert!(actuator.done.lock().expect("lock").is_empty());
+
+    // Approve mode: approved while paused → queued; resumed → executed.
+    let mut cfg = config(None);
+    cfg.policies[0].mode = Mode::Approve;
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let actuator = Arc::new(TestDoubleActuator::ok());
+    let agent =
+        Agent::new(cfg, store.clone(), actuator.clone(), Arc::new(SystemClock)).expect("agent");
+    let running = spawn(agent);
+    running
+        .send(process(ProcessEventKind::Exited, "Error"))
+        .await;
+    let waiting = wait_for(
+        &store,
+        IncidentState::AwaitingApproval,
+        Duration::from_secs(5),
+    )
+    .await;
+    store.set_pause(Some(&pause)).expect("pause");
+    let answer = medic_core::Approval {
+        incident: waiting.id.clone(),
+        approved: true,
+        by: "alice".into(),
+        role: "approver".into(),
+        reason: "restart is safe".into(),
+        at: Ts::now(),
+    };
+    assert!(store.record_approval(&answer).expect("approve"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        actuator.done.lock().expect("lock").is_empty(),
+        "acted while paused"
+    );
+    assert_eq!(
+        store
+            .incident(&waiting.id)
+            .expect("read")
+            .expect("incident")
+            .state,
+        IncidentState::AwaitingApproval
+    );
+    store.set_pause(None).expect("resume");
+    wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
+    running.finish().await;
+    assert_eq!(actuator.done.lock().expect("lock").len(), 1);
 }

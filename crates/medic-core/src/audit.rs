@@ -101,6 +101,23 @@ pub enum AuditEvent {
         incident: String,
         at: Ts,
     },
+    /// A person answered an incident's approval request.
+    ApprovalAnswered {
+        incident: String,
+        approved: bool,
+        by: String,
+        role: String,
+        reason: String,
+    },
+    /// The kill switch: no action runs until resumed (approved actions queue).
+    Paused {
+        by: String,
+        reason: String,
+    },
+    Resumed {
+        by: String,
+        reason: String,
+    },
     /// A reconcile step of this incident failed; the incident waits `retry_in_s`, the
     /// others go on.
     StepFailed {
@@ -134,13 +151,18 @@ impl AuditEvent {
             AuditEvent::IncidentClosed { .. } => "incident_closed",
             AuditEvent::IncidentResolved { .. } => "incident_resolved",
             AuditEvent::StepFailed { .. } => "step_failed",
+            AuditEvent::ApprovalAnswered { .. } => "approval_answered",
+            AuditEvent::Paused { .. } => "paused",
+            AuditEvent::Resumed { .. } => "resumed",
         }
     }
 
     /// The incident it belongs to, if any.
     pub fn incident(&self) -> Option<&str> {
         match self {
-            AuditEvent::AgentStarted { .. } => None,
+            AuditEvent::AgentStarted { .. }
+            | AuditEvent::Paused { .. }
+            | AuditEvent::Resumed { .. } => None,
             AuditEvent::IncidentOpened { incident, .. }
             | AuditEvent::FindingAdded { incident, .. }
             | AuditEvent::DiagnosisMade { incident, .. }
@@ -158,7 +180,8 @@ impl AuditEvent {
             | AuditEvent::Escalated { incident, .. }
             | AuditEvent::IncidentClosed { incident, .. }
             | AuditEvent::IncidentResolved { incident, .. }
-            | AuditEvent::StepFailed { incident, .. } => Some(incident),
+            | AuditEvent::StepFailed { incident, .. }
+            | AuditEvent::ApprovalAnswered { incident, .. } => Some(incident),
         }
     }
 }

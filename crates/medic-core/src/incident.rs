@@ -216,3 +216,24 @@ impl Incident {
             .unwrap_or(self.opened)
     }
 }
+
+/// A person's answer to an incident's approval request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub incident: String,
+    pub approved: bool,
+    /// Who answered (a token's name, or the user at the CLI).
+    pub by: String,
+    /// With what authority (`approver`, `admin`, `cli`).
+    pub role: String,
+    pub reason: String,
+    pub at: crate::Ts,
+}
+
+/// The kill switch, when on: who paused medic, why, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub by: String,
+    pub reason: String,
+    pub at: crate::Ts,
+}

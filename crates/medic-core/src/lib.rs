@@ -19,7 +19,7 @@ pub use action::{
 pub use audit::{AuditEvent, AuditRecord, verify_chain};
 pub use diagnosis::{Cause, Diagnosis, Hypothesis};
 pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};
-pub use incident::{Decision, Incident, IncidentId, IncidentState, Mode, Plan};
+pub use incident::{Approval, Decision, Incident, IncidentId, IncidentState, Mode, Pause, Plan};
 pub use signal::{
     AlertSignal, ChangeEvent, ChangeKind, LearnedEdge, Level, LogLine, MetricSample, ProcessEvent,
     ProcessEventKind, ProcessEventRecord, Signal, SignalPayload,

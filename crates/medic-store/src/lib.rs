@@ -5,6 +5,7 @@
 //! processes) may open the same file: WAL mode plus `BEGIN IMMEDIATE` on every write that
 //! reads first keeps the audit chain and the idempotency ledger consistent.
 
+mod approvals;
 mod audit;
 pub mod checkpoint;
 mod error;

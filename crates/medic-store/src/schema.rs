@@ -4,9 +4,9 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The version this code writes. Add a step to `STEPS` and bump this for every change.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
-const STEPS: [&str; 2] = [
+const STEPS: [&str; 3] = [
     r#"
 CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER PRIMARY KEY,
@@ -64,6 +64,24 @@ WHEN NEW.seq != OLD.seq + 1
 BEGIN SELECT RAISE(ABORT, 'the audit head only moves one record forward'); END;
 CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head
 BEGIN SELECT RAISE(ABORT, 'the audit head anchor cannot be removed'); END;
+"#,
+    r#"
+-- A person's answer to an approval request: one per incident, never changed.
+CREATE TABLE IF NOT EXISTS approvals (
+    incident TEXT PRIMARY KEY,
+    approved INTEGER NOT NULL,
+    by_whom  TEXT NOT NULL,
+    role     TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    at       INTEGER NOT NULL
+);
+-- The kill switch: a row while medic is paused.
+CREATE TABLE IF NOT EXISTS pause (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    by_whom TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    at      INTEGER NOT NULL
+);
 "#,
 ];
 

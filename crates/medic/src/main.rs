@@ -65,18 +65,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Approve the plan of an incident waiting for approval.
-    Approve {
-        incident: String,
-        #[arg(long)]
-        store: PathBuf,
-    },
+    /// Approve the plan of an incident waiting for approval (recorded with who and why).
+    Approve(AnswerArgs),
     /// Reject the plan of an incident waiting for approval.
-    Reject {
-        incident: String,
+    Reject(AnswerArgs),
+    /// Incidents waiting for approval, with their proposed action.
+    Approvals {
         #[arg(long)]
         store: PathBuf,
     },
+    /// The kill switch: no action runs until `medic resume` (approved actions queue).
+    /// Survives restarts.
+    Pause(PauseArgs),
+    /// Lift the kill switch.
+    Resume(PauseArgs),
     /// Evaluate medic on public benchmarks (one subcommand per benchmark).
     Eval {
         #[command(subcommand)]
@@ -112,6 +114,33 @@ enum EvalCommand {
 enum DetectCommand {
     /// Score a `timestamp,value` CSV with the streaming series scorer.
     Series(cmd::detect_series::DetectSeriesArgs),
+}
+
+#[derive(clap::Args)]
+struct AnswerArgs {
+    incident: String,
+    #[command(flatten)]
+    who: PauseArgs,
+}
+
+/// The store, and who does what and why (recorded in the audit).
+#[derive(clap::Args)]
+struct PauseArgs {
+    #[arg(long)]
+    store: PathBuf,
+    /// Why: recorded in the audit.
+    #[arg(long)]
+    reason: String,
+    /// Who (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+/// Who is at the CLI: `--by`, else the login name.
+fn cli_user(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "cli".into())
 }
 
 #[derive(Subcommand)]
@@ -381,8 +410,84 @@ async fn real_main() -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Approve { incident, store } => answer(&store, &incident, "approved"),
-        Command::Reject { incident, store } => answer(&store, &incident, "rejected"),
+        Command::Approve(a) => answer(a, true),
+        Command::Reject(a) => answer(a, false),
+        Command::Approvals { store } => {
+            let store = open_existing_store(&store)?;
+            let waiting: Vec<_> = store
+                .incidents()?
+                .into_iter()
+                .filter(|i| i.state == medic_core::IncidentState::AwaitingApproval)
+                .collect();
+            if waiting.is_empty() {
+                println!("no incident is waiting for approval");
+            }
+            for i in waiting {
+                let plan = i
+                    .plan
+                    .as_ref()
+                    .map(|p| {
+                        format!(
+                            "{} (policy {}, confidence {:.2})",
+                            p.action, p.policy, p.confidence
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into());
+                println!("{}  since {}  {}", i.id, i.updated, plan);
+            }
+            if let Some(p) = store.pause()? {
+                println!(
+                    "medic is PAUSED by {} since {}: {} (approved actions wait for `medic resume`)",
+                    p.by, p.at, p.reason
+                );
+            }
+            Ok(0)
+        }
+        Command::Pause(a) => {
+            let store = open_existing_store(&a.store)?;
+            let p = medic_core::Pause {
+                by: cli_user(a.by),
+                reason: a.reason,
+                at: Ts::now(),
+            };
+            store.set_pause(Some(&p))?;
+            store.append_audit(
+                p.at,
+                &medic_core::AuditEvent::Paused {
+                    by: p.by.clone(),
+                    reason: p.reason.clone(),
+                },
+            )?;
+            println!(
+                "medic paused by {}: no action runs until `medic resume`",
+                p.by
+            );
+            Ok(0)
+        }
+        Command::Resume(a) => {
+            let store = open_existing_store(&a.store)?;
+            let by = cli_user(a.by);
+            match store.set_pause(None)? {
+                None => {
+                    println!("medic was not paused");
+                    Ok(1)
+                }
+                Some(was) => {
+                    store.append_audit(
+                        Ts::now(),
+                        &medic_core::AuditEvent::Resumed {
+                            by: by.clone(),
+                            reason: a.reason,
+                        },
+                    )?;
+                    println!(
+                        "medic resumed by {by} (paused by {} since {})",
+                        was.by, was.at
+                    );
+                    Ok(0)
+                }
+            }
+        }
         Command::Eval {
             command: EvalCommand::Loghub(args),
         } => cmd::eval_loghub::run(args),
@@ -405,20 +510,52 @@ async fn real_main() -> Result<i32> {
     }
 }
 
-fn answer(store: &std::path::Path, incident: &str, word: &str) -> Result<i32> {
-    let store = open_existing_store(store)?;
-    match store.incident(incident)? {
+/// Records a person's answer to an approval request, typed and audited with who and why.
+fn answer(a: AnswerArgs, approved: bool) -> Result<i32> {
+    let store = open_existing_store(&a.who.store)?;
+    let word = if approved { "approved" } else { "rejected" };
+    match store.incident(&a.incident)? {
         Some(i) if i.state == medic_core::IncidentState::AwaitingApproval => {
-            store.kv_set(&format!("approval:{incident}"), word)?;
-            println!("{incident}: {word} at {}", Ts::now());
+            let answer = medic_core::Approval {
+                incident: a.incident.clone(),
+                approved,
+                by: cli_user(a.who.by),
+                role: "cli".into(),
+                reason: a.who.reason,
+                at: Ts::now(),
+            };
+            if !store.record_approval(&answer)? {
+                println!(
+                    "{} was already answered; the first answer stands",
+                    a.incident
+                );
+                return Ok(1);
+            }
+            store.append_audit(
+                answer.at,
+                &medic_core::AuditEvent::ApprovalAnswered {
+                    incident: answer.incident.clone(),
+                    approved,
+                    by: answer.by.clone(),
+                    role: answer.role.clone(),
+                    reason: answer.reason.clone(),
+                },
+            )?;
+            println!("{}: {word} by {} at {}", a.incident, answer.by, answer.at);
+            if approved && let Some(p) = store.pause()? {
+                println!(
+                    "medic is paused (by {}): the action waits for `medic resume`",
+                    p.by
+                );
+            }
             Ok(0)
         }
         Some(i) => {
-            println!("{incident} is {}, not awaiting approval", i.state);
+            println!("{} is {}, not awaiting approval", a.incident, i.state);
             Ok(1)
         }
         None => {
-            println!("no incident {incident} in this store");
+            println!("no incident {} in this store", a.incident);
             Ok(1)
         }
     }

@@ -245,3 +245,46 @@ fn audit_checkpoints_are_signed_verified_and_exported() {
         "{text}"
     );
 }
+
+/// `medic pause` / `resume` (audited with who and why, surviving restarts since they live in
+/// the store) and `medic approve` refusing what is not waiting.
+#[test]
+fn pause_resume_and_answers_are_recorded_with_who_and_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("medic.db");
+    drop(medic_store::Store::open(&db).expect("store"));
+    let run = |args: &[&str]| {
+        medic()
+            .args(args)
+            .arg("--store")
+            .arg(&db)
+            .output()
+            .expect("run")
+    };
+    let p = run(&["pause", "--reason", "failover", "--by", "carol"]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let listed = run(&["approvals"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("PAUSED by carol"));
+    assert!(run(&["resume", "--reason", "done"]).status.success());
+    assert_eq!(run(&["resume", "--reason", "again"]).status.code(), Some(1));
+    let no = run(&["approve", "inc-none", "--reason", "ok"]);
+    assert_eq!(no.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no.stdout).contains("no incident inc-none"));
+    // A reason is required.
+    assert!(!run(&["reject", "inc-none"]).status.success());
+    let store = medic_store::Store::open(&db).expect("store");
+    let kinds: Vec<String> = store
+        .audit_records()
+        .expect("records")
+        .into_iter()
+        .map(|r| format!("{} {}", r.kind, r.payload))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(
+        kinds[0].starts_with("paused")
+            && kinds[0].contains("carol")
+            && kinds[0].contains("failover")
+    );
+    assert!(kinds[1].starts_with("resumed") && kinds[1].contains("done"));
+    assert!(store.verify_audit().expect("verify").is_intact());
+}
