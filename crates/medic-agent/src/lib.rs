@@ -718,7 +718,8 @@ async fn start_parts(
             .map_err(|e| AgentError::Server(format!("server tokens: {e}")))?;
         let state = medic_server::ServerState::new(tx, stats.clone())
             .with_config(&cfg.server)
-            .with_auth(Arc::new(auth));
+            .with_auth(Arc::new(auth))
+            .with_store(store.clone());
         let server_cfg = cfg.server.clone();
         let stop = shutdown_rx.clone();
         Some(Box::pin(async move {

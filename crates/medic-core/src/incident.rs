@@ -39,6 +39,21 @@ impl IncidentState {
             IncidentState::Resolved | IncidentState::Escalated | IncidentState::Closed
         )
     }
+    pub const ALL: [IncidentState; 8] = [
+        IncidentState::Open,
+        IncidentState::Diagnosed,
+        IncidentState::AwaitingApproval,
+        IncidentState::Acting,
+        IncidentState::Verifying,
+        IncidentState::Resolved,
+        IncidentState::Escalated,
+        IncidentState::Closed,
+    ];
+
+    pub fn parse(s: &str) -> Option<IncidentState> {
+        IncidentState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentState::Open => "open",

@@ -352,6 +352,24 @@ pub async fn require_viewer(
     require(&state, Role::Viewer, req, next).await
 }
 
+/// Middleware: the request needs a token that may answer approvals.
+pub async fn require_approver(
+    State(state): State<crate::ServerState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    require(&state, Role::Approver, req, next).await
+}
+
+/// Middleware: the request needs an admin token.
+pub async fn require_admin(
+    State(state): State<crate::ServerState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    require(&state, Role::Admin, req, next).await
+}
+
 async fn require(
     state: &crate::ServerState,
     needed: Role,

@@ -28,6 +28,8 @@ pub struct ServerState {
     pub metrics: Arc<ServerMetrics>,
     /// Who may do what: every route checks it.
     pub auth: Arc<auth::Auth>,
+    /// The agent's store, for `/api/v1` (None: the API answers 503, ingest still works).
+    pub store: Option<Arc<medic_store::Store>>,
     /// OTLP delta → cumulative running totals, shared by the HTTP and gRPC receivers so a
     /// series keeps its total whichever way its points arrive.
     #[cfg(feature = "otlp")]
@@ -44,6 +46,7 @@ impl ServerState {
             limits: IngestLimits::default(),
             metrics: Arc::new(ServerMetrics::new()),
             auth: Arc::new(auth::Auth::deny_all()),
+            store: None,
             #[cfg(feature = "otlp")]
             otlp_delta: Arc::default(),
         }
@@ -57,6 +60,11 @@ impl ServerState {
 
     pub fn with_auth(mut self, auth: Arc<auth::Auth>) -> Self {
         self.auth = auth;
+        self
+    }
+
+    pub fn with_store(mut self, store: Arc<medic_store::Store>) -> Self {
+        self.store = Some(store);
         self
     }
 }
@@ -123,10 +131,17 @@ pub fn router(state: ServerState) -> axum::Router {
         .route_layer(from_fn_with_state(state.clone(), auth::require_ingest));
     let view = axum::Router::new()
         .merge(routes::metrics::router())
+        .merge(routes::api::read_router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_viewer));
+    let approve = routes::api::approve_router()
+        .route_layer(from_fn_with_state(state.clone(), auth::require_approver));
+    let admin = routes::api::admin_router()
+        .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
     axum::Router::new()
         .merge(ingest)
         .merge(view)
+        .merge(approve)
+        .merge(admin)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::metrics::count_requests,

@@ -1,6 +1,7 @@
 //! One module per protocol.
 
 pub mod alertmanager;
+pub mod api;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;
