@@ -2,10 +2,62 @@
 //! approval request (one per incident, never changed), and whether medic is paused.
 
 use crate::{Store, StoreError};
-use medic_core::{Approval, Pause, Ts};
+use medic_core::{Approval, AuditEvent, Pause, Ts};
 use rusqlite::{OptionalExtension, params};
 
 impl Store {
+    /// A person's answer, recorded and audited (with who, their role and why). False when
+    /// the incident was already answered: the first answer stands, nothing is written.
+    pub fn answer_approval(&self, a: &Approval) -> Result<bool, StoreError> {
+        if !self.record_approval(a)? {
+            return Ok(false);
+        }
+        self.append_audit(
+            a.at,
+            &AuditEvent::ApprovalAnswered {
+                incident: a.incident.clone(),
+                approved: a.approved,
+                by: a.by.clone(),
+                role: a.role.clone(),
+                reason: a.reason.clone(),
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// The kill switch on, audited.
+    pub fn pause_actions(&self, p: &Pause) -> Result<(), StoreError> {
+        self.set_pause(Some(p))?;
+        self.append_audit(
+            p.at,
+            &AuditEvent::Paused {
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The kill switch off, audited; None (and nothing written) when it was not on.
+    pub fn resume_actions(
+        &self,
+        by: &str,
+        reason: &str,
+        at: Ts,
+    ) -> Result<Option<Pause>, StoreError> {
+        let Some(was) = self.set_pause(None)? else {
+            return Ok(None);
+        };
+        self.append_audit(
+            at,
+            &AuditEvent::Resumed {
+                by: by.to_string(),
+                reason: reason.to_string(),
+            },
+        )?;
+        Ok(Some(was))
+    }
+
     /// Records an answer. False when the incident already has one (the first answer stands).
     pub fn record_approval(&self, a: &Approval) -> Result<bool, StoreError> {
         let changed = self.conn().execute(

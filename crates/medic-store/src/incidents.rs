@@ -4,18 +4,6 @@ use crate::{Store, StoreError};
 use medic_core::{Incident, IncidentState};
 use rusqlite::{OptionalExtension, params};
 
-/// The states `active_incidents` leaves out; derived from `is_terminal` so they cannot drift.
-const ALL_STATES: [IncidentState; 8] = [
-    IncidentState::Open,
-    IncidentState::Diagnosed,
-    IncidentState::AwaitingApproval,
-    IncidentState::Acting,
-    IncidentState::Verifying,
-    IncidentState::Resolved,
-    IncidentState::Escalated,
-    IncidentState::Closed,
-];
-
 impl Store {
     /// Inserts or replaces the incident with this id.
     pub fn save_incident(&self, incident: &Incident) -> Result<(), StoreError> {
@@ -55,7 +43,7 @@ impl Store {
 
     /// Incidents not yet resolved, escalated or closed, oldest first.
     pub fn active_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        let terminal: Vec<&str> = ALL_STATES
+        let terminal: Vec<&str> = IncidentState::ALL
             .iter()
             .filter(|s| s.is_terminal())
             .map(|s| s.as_str())

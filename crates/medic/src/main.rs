@@ -450,14 +450,7 @@ async fn real_main() -> Result<i32> {
                 reason: a.reason,
                 at: Ts::now(),
             };
-            store.set_pause(Some(&p))?;
-            store.append_audit(
-                p.at,
-                &medic_core::AuditEvent::Paused {
-                    by: p.by.clone(),
-                    reason: p.reason.clone(),
-                },
-            )?;
+            store.pause_actions(&p)?;
             println!(
                 "medic paused by {}: no action runs until `medic resume`",
                 p.by
@@ -467,19 +460,12 @@ async fn real_main() -> Result<i32> {
         Command::Resume(a) => {
             let store = open_existing_store(&a.store)?;
             let by = cli_user(a.by);
-            match store.set_pause(None)? {
+            match store.resume_actions(&by, &a.reason, Ts::now())? {
                 None => {
                     println!("medic was not paused");
                     Ok(1)
                 }
                 Some(was) => {
-                    store.append_audit(
-                        Ts::now(),
-                        &medic_core::AuditEvent::Resumed {
-                            by: by.clone(),
-                            reason: a.reason,
-                        },
-                    )?;
                     println!(
                         "medic resumed by {by} (paused by {} since {})",
                         was.by, was.at
@@ -524,23 +510,13 @@ fn answer(a: AnswerArgs, approved: bool) -> Result<i32> {
                 reason: a.who.reason,
                 at: Ts::now(),
             };
-            if !store.record_approval(&answer)? {
+            if !store.answer_approval(&answer)? {
                 println!(
                     "{} was already answered; the first answer stands",
                     a.incident
                 );
                 return Ok(1);
             }
-            store.append_audit(
-                answer.at,
-                &medic_core::AuditEvent::ApprovalAnswered {
-                    incident: answer.incident.clone(),
-                    approved,
-                    by: answer.by.clone(),
-                    role: answer.role.clone(),
-                    reason: answer.reason.clone(),
-                },
-            )?;
             println!("{}: {word} by {} at {}", a.incident, answer.by, answer.at);
             if approved && let Some(p) = store.pause()? {
                 println!(

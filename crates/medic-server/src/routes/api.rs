@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use medic_core::{Approval, AuditEvent, IncidentState, Pause, Ts};
+use medic_core::{Approval, IncidentState, Pause, Ts};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -290,22 +290,12 @@ async fn answer(
         reason,
         at: Ts::now(),
     };
-    if !s.record_approval(&a)? {
+    if !s.answer_approval(&a)? {
         return Err(err(
             StatusCode::CONFLICT,
             format!("incident {id} was already answered; the first answer stands"),
         ));
     }
-    s.append_audit(
-        a.at,
-        &AuditEvent::ApprovalAnswered {
-            incident: id,
-            approved,
-            by: a.by.clone(),
-            role: a.role.clone(),
-            reason: a.reason.clone(),
-        },
-    )?;
     let paused = s.pause()?;
     Ok(
         Json(json!({ "approval": a, "queued_until_resume": approved && paused.is_some() }))
@@ -325,14 +315,7 @@ async fn pause(
         reason,
         at: Ts::now(),
     };
-    s.set_pause(Some(&p))?;
-    s.append_audit(
-        p.at,
-        &AuditEvent::Paused {
-            by: p.by.clone(),
-            reason: p.reason.clone(),
-        },
-    )?;
+    s.pause_actions(&p)?;
     Ok(Json(json!({ "paused": p })).into_response())
 }
 
@@ -343,16 +326,9 @@ async fn resume(
 ) -> ApiResult {
     let reason = reason_of(body).await?;
     let s = store(&state)?;
-    let Some(was) = s.set_pause(None)? else {
+    let Some(was) = s.resume_actions(&who.name, &reason, Ts::now())? else {
         return Err(err(StatusCode::CONFLICT, "medic is not paused"));
     };
-    s.append_audit(
-        Ts::now(),
-        &AuditEvent::Resumed {
-            by: who.name,
-            reason,
-        },
-    )?;
     Ok(Json(json!({ "resumed": true, "was": was })).into_response())
 }
 
