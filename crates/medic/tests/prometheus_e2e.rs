@@ -5,7 +5,8 @@
 //! alert, queries Prometheus for evidence, rolls the release back, and verifies recovery
 //! through PromQL (`verify_promql`). Every process the test starts is stopped by PID.
 //!
-//! Also here: the PromQL client against the real Prometheus (instant, range, error answers).
+//! Also here: the PromQL client against the real Prometheus (instant, range, error answers),
+//! and approval through the HTTP API of a running `medic run` (tokens by role).
 
 use medic_core::{ActionKind, Evidence, FindingKind, IncidentState, Ts};
 use medic_signals::prometheus_api::{PromClient, PromError, QueryResult};
@@ -82,17 +83,7 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 }
 
 fn post(addr: &str, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp
+    post_as(addr, path, None, body)
 }
 
 fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
@@ -547,4 +538,160 @@ fn promql_client_against_real_prometheus() {
     });
     drop(prom);
     drop(estate);
+}
+
+/// `post` with extra header lines (`Authorization: Bearer …`); returns the raw response.
+fn post_as(addr: &str, path: &str, token: Option<&str>, body: &str) -> String {
+    use std::io::{Read, Write};
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp
+}
+
+/// Against a running `medic run` with its server on: an alert opens an incident whose policy
+/// needs approval; the API refuses the unauthenticated and the viewer, accepts the approver,
+/// and medic then acts; the audit names who approved and why. Tokens are configured by their
+/// SHA-256 only.
+#[test]
+fn a_person_approves_through_the_api_and_medic_acts() {
+    use sha2::{Digest, Sha256};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path().to_path_buf();
+    let estate_dir = tmp.join("estate");
+    let (estate, estate_addr) = start_estate(&estate_dir, &tmp.join("estate.log"));
+    let port = free_port();
+    let (ingest, viewer, approver) = ("tok-ingest-e2e", "tok-viewer-e2e", "tok-approver-e2e");
+    let h = |t: &str| hex_of(&Sha256::digest(t.as_bytes()));
+    let e = estate_dir.display();
+    let config = format!(
+        r#"agent: {{ tick: 1s, diagnosis_settle: 2s, change_lookback: 5m }}
+sources:
+  - {{ name: events, type: process_events, path: "{e}/events.jsonl" }}
+actuators:
+  local: {{ supervisor_url: "http://{estate_addr}", timeout: 30s }}
+store: {{ sqlite: "{store}" }}
+server:
+  enabled: true
+  listen: "127.0.0.1:{port}"
+  otlp_grpc_listen: "127.0.0.1:0"
+  auth:
+    tokens:
+      - {{ name: alertmanager, role: ingest, sha256: "{hi}" }}
+      - {{ name: grafana, role: viewer, sha256: "{hv}" }}
+      - {{ name: alice, role: approver, sha256: "{ha}" }}
+policies:
+  - name: rollback-with-approval
+    match: {{ cause: bad_deployment, services: [payment] }}
+    action: rollback_release
+    confidence_threshold: 0.6
+    mode: approve
+    max_attempts: 1
+    verification_window: 3s
+"#,
+        store = tmp.join("medic.db").display(),
+        hi = h(ingest),
+        hv = h(viewer),
+        ha = h(approver),
+    );
+    std::fs::write(tmp.join("medic.yaml"), config).expect("medic.yaml");
+    let medic = spawn(
+        "medic run",
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["run", "--config"])
+            .arg(tmp.join("medic.yaml"))
+            .env("MEDIC_LOG", "info"),
+        &tmp.join("medic.log"),
+    );
+    let api = format!("127.0.0.1:{port}");
+    let up = Instant::now();
+    while std::net::TcpStream::connect(&api).is_err() {
+        if up.elapsed() > Duration::from_secs(30) {
+            dump_logs(&tmp);
+            panic!("medic's server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let resp = post(&estate_addr, "/demo/faults", r#"{"kind":"bad_deployment"}"#);
+    assert!(resp.starts_with("HTTP/1.1 200"), "inject: {resp}");
+    let alert = r#"{"version":"4","status":"firing","receiver":"medic","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"PaymentErrors","service":"payment","severity":"critical"},"annotations":{"medic_cause":"bad_deployment"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"pe1"}]}"#;
+    let resp = post_as(&api, "/api/v1/alerts/alertmanager", Some(ingest), alert);
+    assert!(resp.starts_with("HTTP/1.1 200"), "alert: {resp}");
+
+    let store_path = tmp.join("medic.db");
+    let mut id = String::new();
+    wait_until(
+        "an incident awaiting approval",
+        Duration::from_secs(60),
+        || {
+            let Ok(store) = medic_store::Store::open(&store_path) else {
+                return false;
+            };
+            let found = store
+                .incidents()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|i| i.state == IncidentState::AwaitingApproval);
+            if let Some(i) = found {
+                id = i.id;
+                return true;
+            }
+            false
+        },
+    );
+    let path = format!("/api/v1/incidents/{id}/approve");
+    let why = r#"{"reason":"payment v2 is the bad release, rollback is safe"}"#;
+    let r = post_as(&api, &path, None, why);
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    let r = post_as(&api, &path, Some(viewer), why);
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    let r = post_as(&api, &path, Some(approver), why);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+
+    let mut executed = None;
+    wait_until("the approved rollback", Duration::from_secs(60), || {
+        let Ok(store) = medic_store::Store::open(&store_path) else {
+            return false;
+        };
+        executed = store
+            .incident(&id)
+            .ok()
+            .flatten()
+            .and_then(|i| i.executions.first().cloned());
+        executed.is_some()
+    });
+    let exec = executed.expect("execution");
+    assert_eq!(exec.action.kind, ActionKind::RollbackRelease);
+    assert_eq!(exec.action.target, "payment");
+    let store = medic_store::Store::open(&store_path).expect("store");
+    let answered: Vec<_> = store
+        .audit_records_for(&id)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.kind == "approval_answered")
+        .collect();
+    assert_eq!(answered.len(), 1);
+    assert!(
+        answered[0].payload.contains("\"by\":\"alice\"")
+            && answered[0].payload.contains("\"role\":\"approver\"")
+            && answered[0].payload.contains("rollback is safe"),
+        "{}",
+        answered[0].payload
+    );
+    assert!(store.verify_audit().expect("verify").is_intact());
+    drop(medic);
+    drop(estate);
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
