@@ -294,14 +294,15 @@ impl State {
                 self.owners.delete_replicaset(&rs);
             }
             Kind::Workload(w) => {
-                self.topo.templates.remove(&key);
+                let k = key.clone();
+                self.topo.retain_templates(|t| *t != k);
                 self.workloads.remove(&(w, key.0, key.1));
             }
             Kind::Service => {
-                self.topo.services.remove(&key);
+                self.topo.retain_services(|k| *k != key);
             }
             Kind::Backends => {
-                self.topo.slices.remove(&key);
+                self.topo.retain_slices(|k| *k != key);
             }
             Kind::ConfigMap => {
                 self.configmaps.remove(&key);
@@ -338,10 +339,10 @@ impl State {
                     .keys()
                     .map(|(_, ns, name)| (ns.clone(), name.clone()))
                     .collect();
-                self.topo.templates.retain(|k, _| names.contains(k));
+                self.topo.retain_templates(|k| names.contains(k));
             }
-            Kind::Service => self.topo.services.retain(|k, _| keep(k)),
-            Kind::Backends => self.topo.slices.retain(|k, _| keep(k)),
+            Kind::Service => self.topo.retain_services(keep),
+            Kind::Backends => self.topo.retain_slices(keep),
             Kind::ConfigMap => self.configmaps.retain(|k, _| keep(k)),
             Kind::Node => self
                 .nodes
@@ -454,8 +455,7 @@ impl State {
         };
         if self.emit.topology {
             self.topo
-                .templates
-                .insert((ns.clone(), name.clone()), observe_template(v.template));
+                .set_template((ns.clone(), name.clone()), observe_template(v.template));
         }
         let key = (v.kind, ns, name);
         let mut w_out = Out::new(&out.source, out.now);
@@ -565,7 +565,7 @@ impl State {
             if s.ns_ok(&svc.metadata)
                 && let Some(key) = ns_name(&svc.metadata)
             {
-                s.topo.services.insert(key, observe_service(svc));
+                s.topo.set_service(key, observe_service(svc));
             }
         })
     }
@@ -594,7 +594,7 @@ impl State {
             };
             workloads.insert(owner);
         }
-        self.topo.slices.insert(key, (service, workloads));
+        self.topo.set_slice(key, service, workloads);
     }
 
     pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize, usize) {

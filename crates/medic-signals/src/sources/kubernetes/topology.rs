@@ -254,19 +254,55 @@ pub(crate) fn read_endpoints(e: &Endpoints) -> Option<(String, Vec<PodRef>)> {
     Some((service, pods))
 }
 
-/// Everything topology remembers, and the last snapshot sent.
+/// Everything topology remembers, and the last snapshot sent. The maps change only through
+/// the methods below, which note a real change: the edges are recomputed then, not on every
+/// watch item (a Deployment's status moves on every pod readiness change).
 #[derive(Default)]
 pub(crate) struct Topo {
-    pub services: HashMap<Key, ServiceObs>,
+    services: HashMap<Key, ServiceObs>,
     /// EndpointSlice (or Endpoints) key → its Service's name and the workloads of its pods.
-    pub slices: HashMap<Key, (String, BTreeSet<String>)>,
+    slices: HashMap<Key, (String, BTreeSet<String>)>,
     /// Workload `(namespace, name)` → its template.
-    pub templates: HashMap<Key, TemplateObs>,
+    templates: HashMap<Key, TemplateObs>,
     pub pod_owners: HashMap<Key, String>,
+    dirty: bool,
     sent: Option<Vec<LearnedEdge>>,
 }
 
+/// Inserts `v` at `k`, noting whether anything changed.
+fn put<V: PartialEq>(m: &mut HashMap<Key, V>, k: Key, v: V, dirty: &mut bool) {
+    if m.get(&k) != Some(&v) {
+        m.insert(k, v);
+        *dirty = true;
+    }
+}
+
+fn keep<V>(m: &mut HashMap<Key, V>, f: impl Fn(&Key) -> bool, dirty: &mut bool) {
+    let before = m.len();
+    m.retain(|k, _| f(k));
+    *dirty |= m.len() != before;
+}
+
 impl Topo {
+    pub(crate) fn set_service(&mut self, k: Key, v: ServiceObs) {
+        put(&mut self.services, k, v, &mut self.dirty);
+    }
+    pub(crate) fn set_slice(&mut self, k: Key, service: String, workloads: BTreeSet<String>) {
+        put(&mut self.slices, k, (service, workloads), &mut self.dirty);
+    }
+    pub(crate) fn set_template(&mut self, k: Key, v: TemplateObs) {
+        put(&mut self.templates, k, v, &mut self.dirty);
+    }
+    pub(crate) fn retain_services(&mut self, f: impl Fn(&Key) -> bool) {
+        keep(&mut self.services, f, &mut self.dirty);
+    }
+    pub(crate) fn retain_slices(&mut self, f: impl Fn(&Key) -> bool) {
+        keep(&mut self.slices, f, &mut self.dirty);
+    }
+    pub(crate) fn retain_templates(&mut self, f: impl Fn(&Key) -> bool) {
+        keep(&mut self.templates, f, &mut self.dirty);
+    }
+
     pub(crate) fn remember_owner(&mut self, pod: Key, workload: String) {
         if self.pod_owners.len() >= MAX_POD_OWNERS {
             self.pod_owners.clear();
@@ -347,8 +383,11 @@ impl Topo {
             .collect()
     }
 
-    /// The snapshot, when it differs from the last one sent.
+    /// The snapshot, when what it is made of changed and it differs from the last one sent.
     pub(crate) fn changed(&mut self) -> Option<Vec<LearnedEdge>> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
         let now = self.edges();
         if self.sent.as_ref() == Some(&now) {
             return None;
@@ -470,29 +509,24 @@ mod tests {
     #[test]
     fn edges_join_references_to_backends_by_slice_and_by_selector() {
         let mut t = Topo::default();
-        t.services.insert(
+        t.set_service(
             key("shop", "cache"),
             observe_service(&service("cache", "10.96.0.7")),
         );
-        t.services.insert(
-            key("shop", "queue"),
-            observe_service(&service("queue", "10.96.0.8")),
-        );
-        t.services.insert(
+        // `queue` has no selector; its EndpointSlice points at pods of `broker`.
+        let mut queue = observe_service(&service("queue", "10.96.0.8"));
+        queue.selector.clear();
+        t.set_service(key("shop", "queue"), queue);
+        t.set_service(
             key("data", "db"),
             observe_service(&service("db", "10.96.0.9")),
         );
-        // `queue` has no selector match; its EndpointSlice points at pods of `broker`.
-        t.services
-            .get_mut(&key("shop", "queue"))
-            .expect("svc")
-            .selector
-            .clear();
-        t.slices.insert(
+        t.set_slice(
             key("shop", "queue-abc"),
-            ("queue".into(), BTreeSet::from(["shop/broker".to_string()])),
+            "queue".into(),
+            BTreeSet::from(["shop/broker".to_string()]),
         );
-        t.templates.insert(
+        t.set_template(
             key("shop", "web"),
             observe_template(Some(&template(
                 "web",
@@ -504,12 +538,12 @@ mod tests {
             ))),
         );
         for app in ["cache", "broker"] {
-            t.templates.insert(
+            t.set_template(
                 key("shop", app),
                 observe_template(Some(&template(app, &[], &[]))),
             );
         }
-        t.templates.insert(
+        t.set_template(
             key("data", "db"),
             observe_template(Some(&template("db", &[], &[]))),
         );
@@ -534,27 +568,33 @@ mod tests {
         // Sent once; unchanged is not sent again; a removed workload removes its edges.
         assert!(t.changed().is_some());
         assert!(t.changed().is_none());
-        t.templates.remove(&key("shop", "web"));
+        // The same objects again (a relist, a status update) change nothing.
+        t.set_template(
+            key("data", "db"),
+            observe_template(Some(&template("db", &[], &[]))),
+        );
+        assert!(t.changed().is_none());
+        t.retain_templates(|k| *k != key("shop", "web"));
         assert_eq!(t.changed(), Some(Vec::new()));
     }
 
     #[test]
     fn short_names_count_only_in_their_namespace_and_in_address_positions() {
         let mut t = Topo::default();
-        t.services.insert(
+        t.set_service(
             key("shop", "cache"),
             observe_service(&service("cache", "None")),
         );
-        t.templates.insert(
+        t.set_template(
             key("shop", "cache"),
             observe_template(Some(&template("cache", &[], &[]))),
         );
         // A plain word, and an address in another namespace.
-        t.templates.insert(
+        t.set_template(
             key("shop", "a"),
             observe_template(Some(&template("a", &["--mode", "cache"], &[]))),
         );
-        t.templates.insert(
+        t.set_template(
             key("other", "b"),
             observe_template(Some(&template("b", &["cache:6379"], &[]))),
         );
