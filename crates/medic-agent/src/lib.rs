@@ -44,10 +44,10 @@ pub enum AgentError {
 const MAX_CHANGES: usize = 10_000;
 /// Terminal incidents stay in memory this long (for aftermath correlation), then are dropped.
 const KEEP_CLOSED_MS: i64 = 10 * 60 * 1000;
-/// A source's learned topology is dropped when it has not repeated it for this long (sources
-/// repeat theirs every minute or so; ten missed repeats means the source is gone).
 /// A failing incident is retried after 1 s, 2 s, 4 s … at most this long.
 const STEP_RETRY_MAX_S: f64 = 300.0;
+/// A source's learned topology is dropped when it has not repeated it for this long (sources
+/// repeat theirs every minute or so; ten missed repeats means the source is gone).
 const LEARNED_TOPOLOGY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Messages from tasks the agent spawned (actions, escalation deliveries) back to its loop.
@@ -123,7 +123,7 @@ pub struct Agent {
     rollout_reads: HashMap<String, medic_verify::Rollout>,
     rollout_in_flight: std::collections::HashSet<String>,
     /// Incidents whose last reconcile step failed: when to try again, and how many failures
-    /// in a row (the wait doubles, up to `STEP_RETRY_MAX`).
+    /// in a row (the wait doubles, up to `STEP_RETRY_MAX_S`).
     step_backoff: HashMap<String, (Ts, u32)>,
     /// Tests: reconcile steps of incidents on this service fail.
     fail_steps_of: Option<String>,
