@@ -41,6 +41,15 @@ pub trait Actuator: Send + Sync {
         let _ = service;
         Box::pin(async { Ok(None) })
     }
+    /// The workload's own labels (`metadata.labels`), for policies that select by label;
+    /// `None` when this platform has no labels or does not know the service.
+    fn labels<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Option<std::collections::BTreeMap<String, String>>, ActError>> {
+        let _ = service;
+        Box::pin(async { Ok(None) })
+    }
     /// The memory limit of a workload's container (`None`: the first container), in bytes;
     /// `None` when unknown or unlimited.
     fn memory_limit<'a>(

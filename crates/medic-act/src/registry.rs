@@ -148,6 +148,21 @@ impl Actuator for Actuators {
         Box::pin(self.resolve_service(service))
     }
 
+    fn labels<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Option<std::collections::BTreeMap<String, String>>, ActError>> {
+        Box::pin(async move {
+            let Some(w) = self.resolve_service(service).await? else {
+                return Ok(None);
+            };
+            match self.for_platform(w.kind.platform()) {
+                Some(a) => a.labels(service).await,
+                None => Ok(None),
+            }
+        })
+    }
+
     fn memory_limit<'a>(
         &'a self,
         service: &'a str,

@@ -13,9 +13,6 @@ use medic_store::BeginOutcome;
 use medic_verify::{Rollout, Verification, VerifyStatus};
 use std::time::Duration;
 
-/// How long an approval may wait before the incident is escalated instead.
-const APPROVAL_TIMEOUT_S: f64 = 15.0 * 60.0;
-
 /// Longest wait for one rollout health read: a hung API server must not leave the read
 /// "in flight" (and so never asked again) for the rest of the verification.
 const ROLLOUT_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,13 +151,21 @@ impl Agent {
                 }
             };
         plan.verify = verifiable(&plan.verify, &plan.action.target);
+        self.apply_earned_mode(&mut plan)?;
         let executions = self.store.executions_since(now.plus_secs(-3600.0))?;
+        let in_flight_targets = self
+            .in_flight
+            .keys()
+            .filter_map(|i| self.incidents.get(i)?.plan.as_ref())
+            .map(|p| p.action.target.clone())
+            .collect();
         let history = History {
             executions,
             in_flight: self.in_flight.len() as u32,
             attempts_this_incident: medic_policy::attempts_of(&inc, &plan.policy),
             incident: id.to_string(),
             planned_services: self.planned_services(now),
+            in_flight_targets,
         };
         let kill_file = self
             .cfg
@@ -179,7 +184,7 @@ impl Agent {
         };
         self.audit(AuditEvent::PlanProposed {
             incident: id.to_string(),
-            plan: plan.clone(),
+            plan: Box::new(plan.clone()),
         })?;
         self.audit(AuditEvent::DecisionMade {
             incident: id.to_string(),
@@ -280,6 +285,32 @@ impl Agent {
         }
     }
 
+    /// A policy with `autonomy` acts at its start mode until its record for this cause ×
+    /// action × target earns its own mode; the plan says which, and why.
+    fn apply_earned_mode(&mut self, plan: &mut medic_core::Plan) -> Result<(), AgentError> {
+        let Some(policy) = self.cfg.policies.iter().find(|p| p.name == plan.policy) else {
+            return Ok(());
+        };
+        if policy.autonomy.is_none() {
+            return Ok(());
+        }
+        let incidents = self.store.incidents()?;
+        let record = medic_policy::autonomy::record_of(
+            &incidents,
+            &plan.policy,
+            plan.cause,
+            plan.action.kind,
+            &plan.action.target,
+        );
+        let (mode, why) = medic_policy::autonomy::effective_mode(policy, &record);
+        plan.mode = mode;
+        if mode == medic_core::Mode::Approve && plan.approval.is_none() {
+            plan.approval = Some(medic_core::ApprovalRule::default());
+        }
+        plan.mode_reason = Some(why);
+        Ok(())
+    }
+
     async fn check_approval(&mut self, id: &str) -> Result<(), AgentError> {
         let now = self.now();
         // The typed record; stores written before it existed kept a word in the kv table.
@@ -296,6 +327,11 @@ impl Agent {
         };
         let action = inc.plan.as_ref().map(|p| p.action.clone());
         let escalation = inc.plan.as_ref().and_then(|p| p.escalation.clone());
+        let rule = inc
+            .plan
+            .as_ref()
+            .and_then(|p| p.approval.clone())
+            .unwrap_or_default();
         match (answer, action) {
             // Approved while paused: queued until `medic resume`, not dropped, not timed out.
             (Some((true, _)), Some(_)) if self.store.pause()?.is_some() => Ok(()),
@@ -306,9 +342,19 @@ impl Agent {
             (Some((false, who)), _) => {
                 self.close(id, &format!("a person rejected the plan: {who}"))
             }
-            _ if now.secs_since(inc.updated) > APPROVAL_TIMEOUT_S => {
-                self.escalate(id, "approval timed out", escalation.as_deref())
-                    .await
+            _ if now.secs_since(inc.updated) > rule.timeout_s => {
+                let waited = format!(
+                    "approval timed out after {}s",
+                    (rule.timeout_s * 10.0).round() / 10.0
+                );
+                match rule.on_timeout {
+                    medic_core::OnTimeout::Escalate => {
+                        self.escalate(id, &waited, escalation.as_deref()).await
+                    }
+                    medic_core::OnTimeout::Reject => {
+                        self.close(id, &format!("{waited}: rejected, as the policy says"))
+                    }
+                }
             }
             _ => Ok(()),
         }
@@ -715,10 +761,14 @@ impl Agent {
                 inc.outcome = Some(outcome);
                 let plan = inc.plan.clone();
                 let attempts = inc.executions.len() as u32;
-                let more = inc
-                    .diagnosis
-                    .as_ref()
-                    .is_some_and(|d| medic_policy::attempts_left(inc, d, &self.cfg.policies));
+                let observed = medic_policy::Observed {
+                    workload: plan.as_ref().and_then(|p| p.action.workload.clone()),
+                    labels: plan.as_ref().map(|p| p.target_labels.clone()),
+                    ..Default::default()
+                };
+                let more = inc.diagnosis.as_ref().is_some_and(|d| {
+                    medic_policy::attempts_left(inc, d, &self.cfg.policies, &observed)
+                });
                 if plan.is_some() && more {
                     // Try again (the same policy, or the next rung of the ladder): the
                     // guards decide whether another attempt is allowed now.
@@ -1016,10 +1066,23 @@ async fn observe(
         },
         None => None,
     };
+    // Only when a policy selects by label: one more API read otherwise.
+    let labels = if policies.iter().any(|p| !p.labels.is_empty()) {
+        match actuator.labels(target).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("could not read the labels of {target}: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     medic_policy::Observed {
         workload,
         replicas,
         memory_limit_bytes,
+        labels,
     }
 }
 

@@ -3,9 +3,9 @@
 
 use crate::env::EnvLookup;
 use crate::error::{ConfigError, Errors, Pos};
-use crate::node::{Node, parse};
+use crate::node::{Node, parse, parse_all};
 use crate::reader::{Ctx, did_you_mean};
-use crate::sections::{ConfigFile, ReadPolicy, is_policy_file, read_config, read_policy_file};
+use crate::sections::{ConfigFile, ReadPolicy, is_policy_file, read_config, read_policy_documents};
 use crate::types::{Config, EscalationConfig, Policy};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -74,8 +74,8 @@ pub fn validate_files(paths: &[PathBuf], env: EnvLookup<'_>) -> Vec<ConfigError>
             }
         };
         let mut errs = Errors::new(&file);
-        let parsed = parse(&text, env, &mut errs);
-        let looks_like_policy_file = matches!(&parsed, Ok(Some(root)) if is_policy_file(root));
+        let parsed = parse_all(&text, env, &mut errs);
+        let looks_like_policy_file = matches!(&parsed, Ok(roots) if roots.len() > 1 || roots.first().is_some_and(is_policy_file));
         let result = if looks_like_policy_file {
             load_policy_file(path, env).map(|_| ())
         } else {
@@ -155,6 +155,8 @@ fn parse_root(text: &str, env: EnvLookup<'_>, errs: &mut Errors, expected: &str)
     }
 }
 
+/// A policy file: one mapping with a `policies` list, or one or more RemediationPolicy
+/// documents separated by `---`.
 fn policy_file(path: &Path, env: EnvLookup<'_>, errors: &mut Vec<ConfigError>) -> Vec<ReadPolicy> {
     let file = path.display().to_string();
     let text = match read_text(path) {
@@ -165,15 +167,27 @@ fn policy_file(path: &Path, env: EnvLookup<'_>, errors: &mut Vec<ConfigError>) -
         }
     };
     let mut errs = Errors::new(&file);
-    let Some(root) = parse_root(&text, env, &mut errs, "a mapping with a `policies` list") else {
-        errors.extend(errs.list);
-        return Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let roots = match parse_all(text, env, &mut errs) {
+        Ok(roots) if roots.is_empty() => {
+            errs.push(
+                FILE_START,
+                "file is empty: expected a mapping with a `policies` list or RemediationPolicy documents",
+            );
+            errors.extend(errs.list);
+            return Vec::new();
+        }
+        Ok(roots) => roots,
+        Err(()) => {
+            errors.extend(errs.list);
+            return Vec::new();
+        }
     };
     let mut cx = Ctx {
         errs,
         base_dir: base_dir_of(path),
     };
-    let policies = read_policy_file(&root, &mut cx);
+    let policies = read_policy_documents(&roots, &mut cx);
     errors.extend(cx.errs.list);
     policies
 }

@@ -99,6 +99,21 @@ pub(crate) fn parse(text: &str, env: EnvLookup<'_>, errs: &mut Errors) -> Result
     builder.document()
 }
 
+/// Parses every document of a `---`-separated stream (policy files hold one
+/// RemediationPolicy per document). Empty documents are skipped.
+pub(crate) fn parse_all(
+    text: &str,
+    env: EnvLookup<'_>,
+    errs: &mut Errors,
+) -> Result<Vec<Node>, ()> {
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        env,
+        errs,
+    };
+    builder.documents()
+}
+
 struct Builder<'t, 'e, 'x, 'f> {
     parser: Parser<std::str::Chars<'t>>,
     env: EnvLookup<'e>,
@@ -133,6 +148,31 @@ impl Builder<'_, '_, '_, '_> {
                 }
                 other => {
                     // The parser always opens a document first; anything else is its bug.
+                    self.errs.push(
+                        pos(&mark),
+                        format!("invalid YAML: unexpected {other:?} outside a document"),
+                    );
+                    return Err(());
+                }
+            }
+        }
+    }
+
+    fn documents(&mut self) -> Result<Vec<Node>, ()> {
+        let mut roots = Vec::new();
+        loop {
+            let (event, mark) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+                Event::StreamEnd => return Ok(roots),
+                Event::DocumentStart => {
+                    let (event, mark) = self.next()?;
+                    let node = self.node(event, mark, 1, false)?;
+                    if !node.is_null() {
+                        roots.push(node);
+                    }
+                }
+                other => {
                     self.errs.push(
                         pos(&mark),
                         format!("invalid YAML: unexpected {other:?} outside a document"),

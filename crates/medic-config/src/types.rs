@@ -2,7 +2,8 @@
 //! and means "the defaults". The YAML reader in this crate fills these from `medic.yaml` and
 //! policy files; stage crates only read them.
 
-use medic_core::{ActionKind, Cause, Mode, Topology};
+use medic_core::{ActionKind, ApprovalRule, Cause, Guardrails, Mode, Topology};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -695,6 +696,41 @@ pub struct Policy {
     /// Server token names whose alert cause hints may alone lead to an automatic action;
     /// otherwise a diagnosis that rests only on a hint is recommended, never executed.
     pub trust_alert_hints_from: Vec<String>,
+    /// A regex that one of the incident's finding summaries must match.
+    pub summary: Option<Pattern>,
+    /// Labels the target workload must carry, all of them (known for Kubernetes workloads).
+    pub labels: BTreeMap<String, String>,
+    /// Namespaces the target workload must be in; empty means any (or none, locally).
+    pub namespaces: Vec<String>,
+    /// Who may approve and what a timeout does; set for mode `approve`.
+    pub approval: Option<ApprovalRule>,
+    pub guardrails: Guardrails,
+    /// The stated reason this policy may run a never-auto action (security, identity, data
+    /// loss) without a person.
+    pub auto_override: Option<String>,
+    /// Start below `mode` and earn it through verified successes.
+    pub autonomy: Option<Autonomy>,
+    /// `apiVersion` for a RemediationPolicy document; `None` for the list form.
+    pub api_version: Option<String>,
+}
+
+/// Earned autonomy: the policy acts at `start` until its record for one cause × action ×
+/// service shows `promote_after` verified successes in a row, then at its `mode`; a
+/// failure puts it back to `start`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Autonomy {
+    pub start: Mode,
+    pub promote_after: u32,
+}
+
+/// A regex compiled when the config is read; equal when the text is.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 impl Default for Policy {
@@ -717,6 +753,14 @@ impl Default for Policy {
             location: Location::default(),
             verify_promql: Vec::new(),
             trust_alert_hints_from: Vec::new(),
+            summary: None,
+            labels: BTreeMap::new(),
+            namespaces: Vec::new(),
+            approval: None,
+            guardrails: Guardrails::default(),
+            auto_override: None,
+            autonomy: None,
+            api_version: None,
         }
     }
 }
@@ -951,6 +995,8 @@ pub struct TokenConfig {
     pub name: String,
     pub role: Role,
     pub secret: TokenSecret,
+    /// Approver groups this token belongs to (a policy's `approval.approvers`).
+    pub groups: Vec<String>,
     pub location: Location,
 }
 

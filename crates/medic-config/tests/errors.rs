@@ -539,7 +539,7 @@ fn policy_file_with_other_keys_or_none() {
     let errs = load_policy_file(&empty, &test_env).unwrap_err();
     assert_eq!(
         errs[0].message,
-        "file is empty: expected a mapping with a `policies` list"
+        "file is empty: expected a mapping with a `policies` list or RemediationPolicy documents"
     );
     let p = load_policy_file(&write(dir.path(), "ok.yaml", POLICY.as_bytes()), &test_env).unwrap();
     assert_eq!(p.len(), 1);

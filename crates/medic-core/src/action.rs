@@ -80,6 +80,64 @@ impl ActionKind {
     pub fn is_undo(self) -> bool {
         matches!(self, ActionKind::RollbackRelease | ActionKind::RevertConfig)
     }
+    /// The action's class, which decides whether a policy may run it unattended.
+    pub fn class(self) -> ActionClass {
+        match self {
+            ActionKind::RestartWorkload
+            | ActionKind::RollbackRelease
+            | ActionKind::RevertConfig
+            | ActionKind::DeletePod => ActionClass::Workload,
+            ActionKind::ScaleWorkload | ActionKind::SetResources => ActionClass::Capacity,
+            ActionKind::CordonNode => ActionClass::Node,
+            ActionKind::DrainNode => ActionClass::DataLoss,
+            ActionKind::IsolateWorkload => ActionClass::Security,
+            ActionKind::NoAction => ActionClass::Record,
+        }
+    }
+}
+
+/// What an action puts at stake. Security, identity and data-loss actions are never run
+/// unattended unless a policy overrides that with a stated reason: their damage is not
+/// undone by the next restart.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionClass {
+    /// Replaces or reverts a workload's processes.
+    Workload,
+    /// Changes how much a workload gets (replicas, limits).
+    Capacity,
+    /// Keeps new work off a node.
+    Node,
+    /// Cuts a workload off the network: it also cuts off whoever is investigating it.
+    Security,
+    /// Changes who can do what (credentials, roles). No action in today's catalogue is of
+    /// this class; it is named so that one added later is never-auto from its first day.
+    Identity,
+    /// May destroy data: draining a node deletes its pods' `emptyDir` volumes.
+    DataLoss,
+    /// Changes nothing.
+    Record,
+}
+
+impl ActionClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionClass::Workload => "workload",
+            ActionClass::Capacity => "capacity",
+            ActionClass::Node => "node",
+            ActionClass::Security => "security",
+            ActionClass::Identity => "identity",
+            ActionClass::DataLoss => "data_loss",
+            ActionClass::Record => "record",
+        }
+    }
+    /// Classes whose actions need a person unless a policy states why not.
+    pub fn never_auto(self) -> bool {
+        matches!(
+            self,
+            ActionClass::Security | ActionClass::Identity | ActionClass::DataLoss
+        )
+    }
 }
 
 impl fmt::Display for ActionKind {

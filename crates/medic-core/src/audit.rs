@@ -29,7 +29,8 @@ pub enum AuditEvent {
     },
     PlanProposed {
         incident: String,
-        plan: Plan,
+        /// Boxed: a plan is the largest event payload (serialized the same as unboxed).
+        plan: Box<Plan>,
     },
     NoPlan {
         incident: String,

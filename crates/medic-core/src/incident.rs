@@ -132,6 +132,109 @@ pub struct Plan {
     /// Senders whose hints the policy trusts enough to act on alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust_hints_from: Vec<String>,
+    /// The policy's own limits, checked by the guards besides the global ones.
+    #[serde(default, skip_serializing_if = "Guardrails::is_empty")]
+    pub guardrails: Guardrails,
+    /// Who may approve, and what happens when nobody does in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRule>,
+    /// Why this policy may run a never-auto action (security, identity, data loss) itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_override: Option<String>,
+    /// The target's labels when the plan was made (what a `match.labels` selector read).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub target_labels: std::collections::BTreeMap<String, String>,
+    /// How the policy's mode was earned or limited (earned autonomy), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
+}
+
+impl Plan {
+    /// A plan with cautious defaults (recommend, one attempt, no cooldown, nothing to
+    /// verify), for callers that set the rest with struct update syntax.
+    pub fn new(policy: impl Into<String>, cause: Cause, action: Action) -> Plan {
+        Plan {
+            policy: policy.into(),
+            cause,
+            action,
+            mode: Mode::Recommend,
+            confidence: 0.0,
+            confidence_threshold: 1.0,
+            max_attempts: 1,
+            cooldown_s: 0.0,
+            verification_window_s: 30.0,
+            verify: Vec::new(),
+            rollback_if_failed: false,
+            previous_replicas: None,
+            escalation: None,
+            only_hinted_by: None,
+            trust_hints_from: Vec::new(),
+            guardrails: Guardrails::default(),
+            approval: None,
+            auto_override: None,
+            target_labels: Default::default(),
+            mode_reason: None,
+        }
+    }
+}
+
+/// A policy's own limits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Guardrails {
+    /// When the policy must not act (wall-clock windows in a time zone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_windows: Vec<crate::TimeWindow>,
+    /// Actions of this policy per rolling hour, across targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_executions_per_hour: Option<u32>,
+    /// Distinct targets this policy acts on per rolling hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_targets_per_hour: Option<u32>,
+}
+
+impl Guardrails {
+    pub fn is_empty(&self) -> bool {
+        self == &Guardrails::default()
+    }
+}
+
+/// What happens to a plan nobody approved or rejected in time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// Hand the incident to people with the whole story.
+    Escalate,
+    /// Close it as rejected: nothing is done.
+    Reject,
+}
+
+impl OnTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Escalate => "escalate",
+            OnTimeout::Reject => "reject",
+        }
+    }
+}
+
+/// A policy's approval rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRule {
+    /// Only tokens in this group may answer over the API; none means any approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<String>,
+    pub timeout_s: f64,
+    pub on_timeout: OnTimeout,
+}
+
+impl Default for ApprovalRule {
+    fn default() -> Self {
+        ApprovalRule {
+            approvers: None,
+            timeout_s: 15.0 * 60.0,
+            on_timeout: OnTimeout::Escalate,
+        }
+    }
 }
 
 /// What the guards said about a plan.

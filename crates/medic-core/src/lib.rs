@@ -12,20 +12,25 @@ pub mod quantity;
 pub mod signal;
 pub mod time;
 pub mod topology;
+pub mod window;
 
 pub use action::{
-    Action, ActionKind, Execution, ExecutionStatus, Outcome, WorkloadKind, WorkloadRef,
+    Action, ActionClass, ActionKind, Execution, ExecutionStatus, Outcome, WorkloadKind, WorkloadRef,
 };
 pub use audit::{AuditEvent, AuditRecord, verify_chain};
 pub use diagnosis::{Cause, Diagnosis, Hypothesis};
 pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};
-pub use incident::{Approval, Decision, Incident, IncidentId, IncidentState, Mode, Pause, Plan};
+pub use incident::{
+    Approval, ApprovalRule, Decision, Guardrails, Incident, IncidentId, IncidentState, Mode,
+    OnTimeout, Pause, Plan,
+};
 pub use signal::{
     AlertSignal, ChangeEvent, ChangeKind, LearnedEdge, Level, LogLine, MetricSample, ProcessEvent,
     ProcessEventKind, ProcessEventRecord, Signal, SignalPayload,
 };
 pub use time::{Clock, ManualClock, SystemClock, Ts};
 pub use topology::{EdgeOrigin, EdgeReport, LiveTopology, Topology};
+pub use window::TimeWindow;
 
 /// A stable short hash (first 16 hex chars of SHA-256) used for ids and idempotency keys, so
 /// that the same inputs give the same id after a restart.

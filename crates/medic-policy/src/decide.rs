@@ -6,7 +6,8 @@ use medic_core::{Decision, Mode, Plan, Ts};
 
 /// Any guard's denial → `Denied(reason)`; otherwise the policy's mode decides, except that a
 /// confidence below the policy's threshold turns `auto`/`approve` into a recommendation, and
-/// a diagnosis resting only on an untrusted alert hint turns `auto` into one.
+/// a diagnosis resting only on an untrusted alert hint turns `auto` into one, and so does a
+/// never-auto action (security, identity, data loss) without the policy's stated override.
 pub fn decide(
     plan: &Plan,
     history: &History,
@@ -29,6 +30,7 @@ pub fn decide(
         Mode::Approve => Decision::NeedsApproval,
         // A person may approve acting on a hint; nothing acts on one alone.
         Mode::Auto if !guards::corroboration(plan).is_allow() => Decision::Recommend,
+        Mode::Auto if !guards::never_auto(plan).is_allow() => Decision::Recommend,
         Mode::Auto => Decision::Execute,
     }
 }
@@ -53,5 +55,6 @@ pub fn explain(
     );
     verdicts.push(("confidence", guards::confidence(plan)));
     verdicts.push(("corroboration", guards::corroboration(plan)));
+    verdicts.push(("never_auto", guards::never_auto(plan)));
     verdicts
 }

@@ -23,6 +23,8 @@ pub struct History {
     pub incident: String,
     /// Services with a planned event in progress.
     pub planned_services: BTreeSet<String>,
+    /// Targets with an action executing right now.
+    pub in_flight_targets: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,12 +43,16 @@ impl Verdict {
 pub type Guard = fn(&Plan, &History, &GuardsConfig, Ts) -> Verdict;
 
 /// The guards [`crate::decide`] runs after the kill switch, in order; the first denial wins.
-pub const ACTION_GUARDS: [(&str, Guard); 8] = [
+pub const ACTION_GUARDS: [(&str, Guard); 12] = [
     ("planned_event_freeze", planned_event_freeze),
+    ("blocked_window", blocked_window),
     ("max_attempts", max_attempts),
     ("undo_once", undo_once),
     ("cooldown", cooldown),
+    ("one_in_flight", one_in_flight),
     ("loop_breaker", loop_breaker),
+    ("policy_rate_limit", policy_rate_limit),
+    ("policy_blast_radius", policy_blast_radius),
     ("blast_radius", blast_radius),
     ("rate_limit", rate_limit),
     ("concurrency", concurrency),
@@ -126,6 +132,115 @@ pub fn corroboration(plan: &Plan) -> Verdict {
             ))
         }
     }
+}
+
+// ── never_auto: security, identity and data-loss actions wait for a person ──────────────
+
+/// `decide` turns `auto` into a recommendation on a denial (approval by a person stays
+/// possible); a policy lifts it only with a stated `auto_override` reason.
+pub fn never_auto(plan: &Plan) -> Verdict {
+    let class = plan.action.kind.class();
+    if !class.never_auto() || plan.auto_override.is_some() {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "never_auto: {} is a {} action; policy {} has no `auto_override` reason, so a person decides",
+        plan.action.kind,
+        class.as_str(),
+        plan.policy
+    ))
+}
+
+// ── blocked_window: a policy's hours when it must not act ──────────────────────────────
+
+pub fn blocked_window(plan: &Plan, _history: &History, _config: &GuardsConfig, now: Ts) -> Verdict {
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    match plan
+        .guardrails
+        .blocked_windows
+        .iter()
+        .find(|w| w.contains(now))
+    {
+        Some(w) => Verdict::Deny(format!(
+            "blocked_window: policy {} does not act during {w} (now {})",
+            plan.policy,
+            now.to_rfc3339()
+        )),
+        None => Verdict::Allow,
+    }
+}
+
+// ── one_in_flight: one action at a time on a target ─────────────────────────────────────
+
+pub fn one_in_flight(plan: &Plan, history: &History, _config: &GuardsConfig, _now: Ts) -> Verdict {
+    if changes_nothing(plan) || !history.in_flight_targets.contains(&plan.action.target) {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "one_in_flight: an action on {} is still executing",
+        plan.action.target
+    ))
+}
+
+// ── policy_rate_limit / policy_blast_radius: a policy's own hourly limits ───────────────
+
+fn policy_actions_last_hour<'h>(
+    plan: &'h Plan,
+    history: &'h History,
+    now: Ts,
+) -> impl Iterator<Item = &'h Execution> {
+    actions_last_hour(history, now).filter(move |e| e.policy == plan.policy)
+}
+
+pub fn policy_rate_limit(
+    plan: &Plan,
+    history: &History,
+    _config: &GuardsConfig,
+    now: Ts,
+) -> Verdict {
+    let Some(limit) = plan.guardrails.max_executions_per_hour else {
+        return Verdict::Allow;
+    };
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    let count = policy_actions_last_hour(plan, history, now).count();
+    if count < limit as usize {
+        return Verdict::Allow;
+    }
+    Verdict::Deny(format!(
+        "policy_rate_limit: policy {} acted {count} times in the last hour, its limit is {limit}",
+        plan.policy
+    ))
+}
+
+pub fn policy_blast_radius(
+    plan: &Plan,
+    history: &History,
+    _config: &GuardsConfig,
+    now: Ts,
+) -> Verdict {
+    let Some(limit) = plan.guardrails.max_targets_per_hour else {
+        return Verdict::Allow;
+    };
+    if changes_nothing(plan) {
+        return Verdict::Allow;
+    }
+    let touched: BTreeSet<&str> = policy_actions_last_hour(plan, history, now)
+        .map(|e| e.action.target.as_str())
+        .collect();
+    if touched.contains(plan.action.target.as_str()) || touched.len() < limit as usize {
+        return Verdict::Allow;
+    }
+    let names: Vec<&str> = touched.into_iter().collect();
+    Verdict::Deny(format!(
+        "policy_blast_radius: policy {} acted on {} targets in the last hour ({}), its limit is {limit}",
+        plan.policy,
+        names.len(),
+        names.join(", ")
+    ))
 }
 
 // ── planned_event_freeze: never disrupt a service during its planned event ───────────────

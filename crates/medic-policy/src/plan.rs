@@ -12,6 +12,9 @@ pub struct Observed {
     pub replicas: Option<u32>,
     /// The memory limit of the container a `set_resources` policy would raise.
     pub memory_limit_bytes: Option<u64>,
+    /// The target workload's labels, where the platform has them (a policy's `match.labels`
+    /// needs them).
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Why no plan could be made, in words for the audit log and the escalation.
@@ -61,7 +64,7 @@ pub fn plan_observed(
         .ok_or_else(|| NoPlan::new("the diagnosis has no hypotheses"))?;
     let matching: Vec<&Policy> = policies
         .iter()
-        .filter(|p| p.causes.contains(&top.cause) && covers_service(p, &top.target))
+        .filter(|p| covers(p, incident, top.cause, &top.target, observed))
         .collect();
     let policy = matching
         .iter()
@@ -119,6 +122,11 @@ pub fn plan_observed(
         escalation: policy.escalation.clone(),
         only_hinted_by: top.only_hinted_by.clone(),
         trust_hints_from: policy.trust_alert_hints_from.clone(),
+        guardrails: policy.guardrails.clone(),
+        approval: policy.approval.clone(),
+        auto_override: policy.auto_override.clone(),
+        target_labels: observed.labels.clone().unwrap_or_default(),
+        mode_reason: None,
     })
 }
 
@@ -133,15 +141,50 @@ pub fn attempts_of(incident: &Incident, policy: &str) -> u32 {
 
 /// Whether a policy covering the top hypothesis still has attempts left in this incident
 /// (the same one again, or the next rung of the ladder).
-pub fn attempts_left(incident: &Incident, diagnosis: &Diagnosis, policies: &[Policy]) -> bool {
+pub fn attempts_left(
+    incident: &Incident,
+    diagnosis: &Diagnosis,
+    policies: &[Policy],
+    observed: &Observed,
+) -> bool {
     let Some(top) = diagnosis.top() else {
         return false;
     };
     policies.iter().any(|p| {
-        p.causes.contains(&top.cause)
-            && covers_service(p, &top.target)
+        covers(p, incident, top.cause, &top.target, observed)
             && attempts_of(incident, &p.name) < p.max_attempts
     })
+}
+
+/// Whether a policy's `match` covers this incident: its cause, the target's name, labels
+/// and namespace, and (when given) a finding summary matching its regex. A selector on
+/// labels or namespace never matches a target whose labels or namespace are unknown.
+pub fn covers(
+    policy: &Policy,
+    incident: &Incident,
+    cause: medic_core::Cause,
+    target: &str,
+    observed: &Observed,
+) -> bool {
+    let namespace = observed
+        .workload
+        .as_ref()
+        .and_then(|w| w.namespace.as_deref());
+    policy.causes.contains(&cause)
+        && covers_service(policy, target)
+        && (policy.namespaces.is_empty()
+            || namespace.is_some_and(|ns| policy.namespaces.iter().any(|n| n == ns)))
+        && (policy.labels.is_empty()
+            || observed.labels.as_ref().is_some_and(|have| {
+                policy
+                    .labels
+                    .iter()
+                    .all(|(k, v)| have.get(k).is_some_and(|h| h == v))
+            }))
+        && policy
+            .summary
+            .as_ref()
+            .is_none_or(|re| incident.findings.iter().any(|f| re.0.is_match(&f.summary)))
 }
 
 /// The memory limit to raise to: above `current`, at most the policy's bound, or no plan.

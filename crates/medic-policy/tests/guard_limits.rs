@@ -16,6 +16,13 @@ const POLICIES: [(&str, ActionKind, f64); 4] = [
     ("scale", ActionKind::ScaleWorkload, 600.0),
     ("rollback", ActionKind::RollbackRelease, 0.0),
 ];
+/// Each policy's own limits: executions per hour and targets per hour.
+const POLICY_LIMITS: [(Option<u32>, Option<u32>); 4] = [
+    (Some(4), None),
+    (None, Some(2)),
+    (Some(2), Some(1)),
+    (None, None),
+];
 
 #[derive(Clone, Debug)]
 struct Step {
@@ -74,23 +81,24 @@ proptest! {
             let (name, kind, cooldown_s) = POLICIES[s.policy];
             let target = TARGETS[s.target];
             let plan = Plan {
-                policy: name.into(),
-                cause: Cause::Unknown,
-                action: Action::new(kind, target),
                 mode: s.mode,
                 confidence: 1.0,
                 confidence_threshold: 0.5,
                 max_attempts: 100,
                 cooldown_s,
-                verification_window_s: 10.0,
-                verify: vec![],
-                rollback_if_failed: false,
-                previous_replicas: None,
-                escalation: None,
-                only_hinted_by: None,
-                trust_hints_from: vec![],
+                guardrails: medic_core::Guardrails {
+                    blocked_windows: vec![],
+                    max_executions_per_hour: POLICY_LIMITS[s.policy].0,
+                    max_targets_per_hour: POLICY_LIMITS[s.policy].1,
+                },
+                ..Plan::new(name, Cause::Unknown, Action::new(kind, target))
             };
             history.in_flight = executed.iter().filter(|e| e.start <= now && now < e.end).count() as u32;
+            history.in_flight_targets = executed
+                .iter()
+                .filter(|e| e.start <= now && now < e.end)
+                .map(|e| e.target.to_string())
+                .collect();
             let decision = decide(&plan, &history, &config, false, Ts(now));
             // Approval is granted at once: the worst case for the limits.
             if matches!(decision, Decision::Execute | Decision::NeedsApproval) {
@@ -120,12 +128,106 @@ proptest! {
             prop_assert!(services.len() <= config.max_services_per_hour as usize);
             let overlapping = executed.iter().filter(|o| o.start <= e.start && e.start < o.end).count();
             prop_assert!(overlapping <= config.max_concurrent_actions as usize, "{overlapping} in flight");
+            let same_target = executed
+                .iter()
+                .filter(|o| o.target == e.target && o.start <= e.start && e.start < o.end)
+                .count();
+            prop_assert!(same_target <= 1, "two actions in flight on {}", e.target);
+            let (per_hour, targets) = POLICY_LIMITS[e.policy];
+            let mine: Vec<&&Executed> = window.iter().filter(|o| o.policy == e.policy).collect();
+            if let Some(limit) = per_hour {
+                prop_assert!(mine.len() <= limit as usize, "policy limit broken");
+            }
+            if let Some(limit) = targets {
+                let t: BTreeSet<&str> = mine.iter().map(|o| o.target).collect();
+                prop_assert!(t.len() <= limit as usize, "policy target limit broken");
+            }
         }
         for (i, a) in executed.iter().enumerate() {
             for b in &executed[i + 1..] {
                 if a.policy == b.policy && a.target == b.target {
                     let gap_s = (b.start - a.start) as f64 / 1000.0;
                     prop_assert!(gap_s >= POLICIES[a.policy].2, "cooldown broken: {gap_s}s");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Retry {
+    advance_ms: i64,
+    /// A new incident for the target (the service broke again) or a retry in the current one.
+    new_incident: bool,
+    target: usize,
+}
+
+fn retry() -> impl Strategy<Value = Retry> {
+    (0i64..400_000, any::<bool>(), 0..2usize).prop_map(|(advance_ms, new_incident, target)| Retry {
+        advance_ms,
+        new_incident,
+        target,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Retries inside an incident and new incidents for the same target, in any order:
+    /// no incident gets more than `max_attempts`, and actions of different incidents on
+    /// one target are at least the cooldown apart.
+    #[test]
+    fn attempt_cap_and_cooldown_both_bind(max_attempts in 1u32..4, cooldown_s in 1.0f64..900.0, steps in prop::collection::vec(retry(), 1..80)) {
+        let config = GuardsConfig { max_actions_per_target_per_hour: 1000, max_actions_per_hour: 1000, max_services_per_hour: 10, ..GuardsConfig::default() };
+        let mut now = 1_700_000_000_000i64;
+        let mut incident = [0u32; 2];
+        let mut history = History::default();
+        let mut done: Vec<(usize, u32, i64)> = Vec::new(); // (target, incident, start)
+        for s in &steps {
+            now += s.advance_ms;
+            if s.new_incident {
+                incident[s.target] += 1;
+            }
+            let id = format!("{}-{}", s.target, incident[s.target]);
+            let plan = Plan {
+                mode: Mode::Auto,
+                confidence: 1.0,
+                confidence_threshold: 0.5,
+                max_attempts,
+                cooldown_s,
+                ..Plan::new(
+                    "restart",
+                    Cause::MemoryLeak,
+                    Action::new(ActionKind::RestartWorkload, TARGETS[s.target]),
+                )
+            };
+            history.incident = id.clone();
+            history.attempts_this_incident = history.executions.iter().filter(|e| e.incident == id).count() as u32;
+            history.in_flight = 0;
+            if decide(&plan, &history, &config, false, Ts(now)) == Decision::Execute {
+                history.executions.push(Execution {
+                    idempotency_key: format!("k{}", history.executions.len()),
+                    incident: id,
+                    attempt: history.attempts_this_incident + 1,
+                    policy: plan.policy.clone(),
+                    action: plan.action.clone(),
+                    started: Ts(now),
+                    finished: None,
+                    status: ExecutionStatus::Succeeded,
+                    detail: String::new(),
+                });
+                done.push((s.target, incident[s.target], now));
+            }
+        }
+        for (t, last) in incident.iter().enumerate() {
+            for i in 0..=*last {
+                let n = done.iter().filter(|d| d.0 == t && d.1 == i).count();
+                prop_assert!(n <= max_attempts as usize, "{n} attempts, cap {max_attempts}");
+            }
+            let mine: Vec<&(usize, u32, i64)> = done.iter().filter(|d| d.0 == t).collect();
+            for (a, b) in mine.iter().zip(mine.iter().skip(1)) {
+                if a.1 != b.1 {
+                    let gap_s = (b.2 - a.2) as f64 / 1000.0;
+                    prop_assert!(gap_s >= cooldown_s, "cooldown broken across incidents: {gap_s}s < {cooldown_s}s");
                 }
             }
         }

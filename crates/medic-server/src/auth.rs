@@ -23,6 +23,8 @@ pub struct Identity {
     /// The token's name (`anonymous` when authentication is off).
     pub name: String,
     pub role: Role,
+    /// Approver groups (`server.auth.tokens[].groups`).
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,6 +107,7 @@ impl IntoResponse for Denied {
 struct Entry {
     name: String,
     role: Role,
+    groups: Vec<String>,
     hash: [u8; 32],
 }
 
@@ -186,6 +189,7 @@ fn read_entry(t: &TokenConfig, env: fn(&str) -> Option<String>) -> Result<Entry,
     Ok(Entry {
         name: t.name.clone(),
         role: t.role,
+        groups: t.groups.clone(),
         hash,
     })
 }
@@ -229,6 +233,7 @@ impl Auth {
             .map(|(name, role, token)| Entry {
                 name: name.to_string(),
                 role: *role,
+                groups: Vec::new(),
                 hash: sha256(token.as_bytes()),
             })
             .collect();
@@ -281,6 +286,7 @@ impl Auth {
                 found = Some(Identity {
                     name: e.name.clone(),
                     role: e.role,
+                    groups: e.groups.clone(),
                 });
             }
         }
@@ -317,6 +323,7 @@ impl Auth {
             return Ok(Identity {
                 name: "anonymous".into(),
                 role: Role::Admin,
+                groups: Vec::new(),
             });
         }
         let identity = self
@@ -433,6 +440,7 @@ mod tests {
             name: name.into(),
             role,
             secret,
+            groups: Vec::new(),
             location: Location {
                 file: "medic.yaml".into(),
                 line: 3,

@@ -240,6 +240,13 @@ impl Actuator for KubernetesActuator {
         Box::pin(resolve::resolve(&self.inner.client, service))
     }
 
+    fn labels<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Option<std::collections::BTreeMap<String, String>>, ActError>> {
+        Box::pin(observe::labels(&self.inner.client, service))
+    }
+
     fn memory_limit<'a>(
         &'a self,
         service: &'a str,

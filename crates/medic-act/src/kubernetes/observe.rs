@@ -21,6 +21,20 @@ pub async fn memory_limit(
     Ok(limit_of(&w, container))
 }
 
+/// The workload object's `metadata.labels` (not its pods'): what people select on.
+pub async fn labels(
+    client: &kube::Client,
+    service: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, ActError> {
+    let Some(r) = resolve::resolve(client, service).await? else {
+        return Ok(None);
+    };
+    let Some(w) = resolve::get(client, &r).await? else {
+        return Ok(None);
+    };
+    Ok(Some(w.obj.metadata.labels.clone().unwrap_or_default()))
+}
+
 fn limit_of(w: &Workload, container: Option<&str>) -> Option<u64> {
     let containers = w
         .obj

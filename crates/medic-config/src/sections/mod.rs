@@ -21,7 +21,7 @@ use crate::node::{Node, excerpt};
 use crate::reader::{Ctx, MapReader, seq_items, to_non_empty_string};
 use crate::types::Config;
 
-pub(crate) use policies::{ReadPolicy, read_policy_list};
+pub(crate) use policies::{ReadPolicy, read_policy_document, read_policy_list};
 
 /// A `policy_files` entry: the glob (resolved against the config's directory) and where it
 /// was written, for "matches nothing" errors.
@@ -108,9 +108,33 @@ pub(crate) fn read_policy_file(root: &Node, cx: &mut Ctx) -> Vec<ReadPolicy> {
     policies
 }
 
-/// Whether a parsed file is a policy file (its top level holds only `policies`).
+/// The documents of a policy file: RemediationPolicy documents, or mappings with a
+/// `policies` list (whose errors are the list form's).
+pub(crate) fn read_policy_documents(roots: &[Node], cx: &mut Ctx) -> Vec<ReadPolicy> {
+    let mut out = Vec::new();
+    for root in roots {
+        if is_document(root) {
+            out.extend(read_policy_document(root, cx));
+        } else {
+            out.extend(read_policy_file(root, cx));
+        }
+    }
+    out
+}
+
+/// A mapping that says what it is (`apiVersion` or `kind`).
+pub(crate) fn is_document(root: &Node) -> bool {
+    root.as_map().is_some_and(|entries| {
+        entries
+            .iter()
+            .any(|(k, _)| matches!(k.key_str(), Some("kind" | "apiVersion")))
+    })
+}
+
+/// Whether a parsed file is a policy file: its top level holds only `policies`, or it is a
+/// RemediationPolicy document.
 pub(crate) fn is_policy_file(root: &Node) -> bool {
-    matches!(root.as_map(), Some([(k, _)]) if k.key_str() == Some("policies"))
+    matches!(root.as_map(), Some([(k, _)]) if k.key_str() == Some("policies")) || is_document(root)
 }
 
 /// `http://…` or `https://…` with something after it.

@@ -146,6 +146,7 @@ fn token(item: &Node, cx: &mut Ctx) -> Option<TokenConfig> {
     });
     let file = m.path("file", false);
     let env = m.field("env", false, to_non_empty_string);
+    let groups = m.str_list("groups", false).unwrap_or_default();
     m.finish();
     // Counted by key, so an invalid value is reported once (by its reader), not twice.
     let given = item
@@ -173,6 +174,7 @@ fn token(item: &Node, cx: &mut Ctx) -> Option<TokenConfig> {
         name: name?,
         role: role?,
         secret,
+        groups,
         location,
     })
 }

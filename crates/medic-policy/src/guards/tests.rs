@@ -7,27 +7,12 @@ const T0: Ts = Ts(1_700_000_000_000);
 
 fn plan(kind: ActionKind, target: &str) -> Plan {
     Plan {
-        policy: "p".into(),
-        cause: Cause::MemoryLeak,
-        action: Action {
-            kind,
-            target: target.into(),
-            replicas: None,
-            workload: None,
-            memory_limit_bytes: None,
-        },
         mode: Mode::Auto,
         confidence: 0.9,
         confidence_threshold: 0.7,
         max_attempts: 2,
         cooldown_s: 120.0,
-        verification_window_s: 30.0,
-        verify: vec![],
-        rollback_if_failed: false,
-        previous_replicas: None,
-        escalation: None,
-        only_hinted_by: None,
-        trust_hints_from: vec![],
+        ..Plan::new("p", Cause::MemoryLeak, Action::new(kind, target))
     }
 }
 
@@ -260,8 +245,14 @@ fn no_action_is_never_volume_limited() {
         attempts_this_incident: 9,
         incident: "i".into(),
         planned_services: ["a".to_string()].into(),
+        in_flight_targets: ["a".to_string()].into(),
     };
-    let p = plan(ActionKind::NoAction, "a");
+    let mut p = plan(ActionKind::NoAction, "a");
+    p.guardrails = medic_core::Guardrails {
+        blocked_windows: vec![medic_core::TimeWindow::parse("00:00-24:00").unwrap()],
+        max_executions_per_hour: Some(1),
+        max_targets_per_hour: Some(1),
+    };
     for (name, guard) in ACTION_GUARDS {
         assert!(guard(&p, &h, &c, T0).is_allow(), "{name}");
     }
@@ -324,10 +315,13 @@ fn explain_lists_every_guard_with_its_verdict() {
     let h = history(vec![done(ActionKind::RestartWorkload, "catalog", 10)]);
     let verdicts = explain(&p, &h, &c, false, T0);
     let names: Vec<&str> = verdicts.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names.len(), ACTION_GUARDS.len() + 3);
+    assert_eq!(names.len(), ACTION_GUARDS.len() + 4);
     assert_eq!(
-        (names[0], names[names.len() - 2], names[names.len() - 1]),
-        ("kill_switch", "confidence", "corroboration")
+        (names[0], &names[names.len() - 3..]),
+        (
+            "kill_switch",
+            &["confidence", "corroboration", "never_auto"][..]
+        )
     );
     let denied: Vec<&str> = verdicts
         .iter()

@@ -282,6 +282,25 @@ async fn answer(
             format!("incident {id} is {}, not awaiting approval", inc.state),
         ));
     }
+    // The policy names who may answer; without open authentication, nobody else may.
+    let group = inc
+        .plan
+        .as_ref()
+        .and_then(|p| p.approval.as_ref())
+        .and_then(|a| a.approvers.clone());
+    if let Some(group) = group
+        && !state.auth.is_open()
+        && !who.groups.contains(&group)
+    {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!(
+                "policy {} requires an approver of group `{group}`; token `{}` is not in it",
+                inc.plan.as_ref().map_or("", |p| p.policy.as_str()),
+                who.name
+            ),
+        ));
+    }
     let a = Approval {
         incident: id.clone(),
         approved,

@@ -98,6 +98,7 @@ mod tests {
                     name: "x".into(),
                     role: medic_config::Role::Viewer,
                     secret: medic_config::TokenSecret::Sha256(sha256_hex(&a)),
+                    groups: Vec::new(),
                     location: Default::default(),
                 }],
                 unauthenticated: false,
