@@ -21,7 +21,7 @@ mod types;
 pub use duration::parse_duration;
 pub use env::{EnvLookup, process_env};
 pub use error::ConfigError;
-pub use load::{MAX_FILE_BYTES, load, load_policy_file, load_str, validate_files};
+pub use load::{MAX_FILE_BYTES, load, load_policy_file, load_policy_set, load_str, validate_files};
 pub use node::MAX_DEPTH;
 pub use types::*;
 

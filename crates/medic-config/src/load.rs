@@ -60,6 +60,61 @@ pub fn load_policy_file(path: &Path, env: EnvLookup<'_>) -> Result<Vec<Policy>, 
     }
 }
 
+/// A candidate policy set (for `medic replay`): each path a policy file or a directory
+/// whose `*.yaml` and `*.yml` files are read, in name order. All or nothing: any error
+/// in any file gives every error and no policies.
+pub fn load_policy_set(
+    paths: &[PathBuf],
+    env: EnvLookup<'_>,
+) -> Result<Vec<Policy>, Vec<ConfigError>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            match std::fs::read_dir(path) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| {
+                            p.is_file()
+                                && matches!(
+                                    p.extension().and_then(|e| e.to_str()),
+                                    Some("yaml" | "yml")
+                                )
+                        })
+                        .collect();
+                    found.sort();
+                    if found.is_empty() {
+                        errors.push(ConfigError::new(
+                            &path.display().to_string(),
+                            FILE_START,
+                            "directory holds no `.yaml` or `.yml` policy files",
+                        ));
+                    }
+                    files.extend(found);
+                }
+                Err(e) => errors.push(ConfigError::new(
+                    &path.display().to_string(),
+                    FILE_START,
+                    format!("cannot read directory: {e}"),
+                )),
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut policies = Vec::new();
+    for f in &files {
+        policies.extend(policy_file(f, env, &mut errors));
+    }
+    check_unique_policy_names(&policies, &mut errors);
+    if errors.is_empty() {
+        Ok(policies.into_iter().map(|p| p.policy).collect())
+    } else {
+        Err(errors)
+    }
+}
+
 /// What `medic validate` reports: every error in each file, config or policy file (a file
 /// whose top level holds only `policies` is a policy file). Empty means all are valid.
 pub fn validate_files(paths: &[PathBuf], env: EnvLookup<'_>) -> Vec<ConfigError> {

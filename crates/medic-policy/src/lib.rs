@@ -8,6 +8,8 @@ mod decide;
 mod glob;
 pub mod guards;
 mod plan;
+pub mod replay;
+pub mod report;
 
 pub use decide::{decide, explain};
 pub use glob::glob_matches;

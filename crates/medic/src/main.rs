@@ -47,6 +47,12 @@ enum Command {
     /// Print the service graph: configured edges and those the sources learn (Kubernetes
     /// Services and EndpointSlices), each with where it comes from.
     Topology(cmd::topology::TopologyArgs),
+    /// Every policy: its mode and the mode it acts at now (earned autonomy, never-auto
+    /// classes), its limits, and its record per cause × action × target.
+    Policies(cmd::policies::PoliciesArgs),
+    /// Re-run recorded incidents through a candidate policy set: what it would have done
+    /// beside what happened. Touches nothing.
+    Replay(cmd::replay::ReplayArgs),
     /// Check config and policy files; every error with file:line:column. Exit 2 if invalid.
     Validate {
         #[arg(required = true)]
@@ -292,6 +298,13 @@ async fn real_main() -> Result<i32> {
             }
             Ok(if silent.is_empty() { 0 } else { 1 })
         }
+        Command::Policies(args) => {
+            let Some(cfg) = load_config(&args.config) else {
+                return Ok(2);
+            };
+            cmd::policies::run(args, &cfg)
+        }
+        Command::Replay(args) => cmd::replay::run(args),
         Command::Validate { files } => {
             let env = |k: &str| std::env::var(k).ok();
             let errors = medic_config::validate_files(&files, &env);

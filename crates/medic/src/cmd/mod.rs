@@ -4,7 +4,9 @@ pub mod analyze_logs;
 pub mod detect_series;
 pub mod eval_loghub;
 pub mod eval_nab;
+pub mod policies;
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
+pub mod replay;
 pub mod token;
 pub mod topology;
