@@ -6,7 +6,7 @@
 
 use medic_act::{ActError, ActionReport, Actuator, BoxFuture, WorkloadHealth};
 use medic_agent::{Agent, Stage};
-use medic_config::{EscalationTarget, Location, Policy};
+use medic_config::{EscalationTarget, Policy};
 use medic_core::{
     Action, ActionKind, Cause, Clock, IncidentState, Mode, Outcome, ProcessEvent, ProcessEventKind,
     Signal, SignalPayload, SystemClock, Ts, WorkloadKind, WorkloadRef,
@@ -82,10 +82,8 @@ fn config(webhook: Option<String>) -> medic_config::Config {
         ..Policy::default()
     });
     cfg.escalation.targets.push(EscalationTarget {
-        name: "oncall".into(),
-        webhook,
         timeout: Duration::from_secs(2),
-        location: Location::default(),
+        ..EscalationTarget::webhook("oncall", webhook)
     });
     cfg
 }
