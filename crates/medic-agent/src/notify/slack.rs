@@ -18,6 +18,8 @@ pub(crate) const MAX_HEADER: usize = 150;
 pub(crate) const MAX_SECTION: usize = 3000;
 /// Hypotheses shown: the evidence that matters is at the top.
 const TOP_HYPOTHESES: usize = 3;
+/// What one hypothesis or execution line may take of a section.
+const LINE_SHARE: usize = 900;
 
 impl Notifier for Slack {
     fn kind(&self) -> NotifyKind {
@@ -73,8 +75,9 @@ pub(crate) fn message(notice: &Notice) -> Value {
     if notice.event.opens() {
         if !r.hypotheses.is_empty() {
             let mut s = "*Top hypotheses* (cause on target (confidence): why)".to_string();
+            // Each gets its share, so a long first rationale cannot hide the others.
             for h in r.hypotheses.iter().take(TOP_HYPOTHESES) {
-                s.push_str(&format!("\n• {}", esc(h)));
+                s.push_str(&format!("\n• {}", esc(&truncate(h, LINE_SHARE))));
             }
             blocks.push(section(&s));
         }
@@ -92,7 +95,7 @@ pub(crate) fn message(notice: &Notice) -> Value {
         if !r.executions.is_empty() {
             let mut s = "*Executions*".to_string();
             for e in &r.executions {
-                s.push_str(&format!("\n• {}", esc(e)));
+                s.push_str(&format!("\n• {}", esc(&truncate(e, LINE_SHARE))));
             }
             blocks.push(section(&s));
         }
