@@ -158,3 +158,23 @@ fn secret_debug_output_hides_plain_values() {
     );
     assert!(!s.contains("hooks.slack.com"), "{s}");
 }
+
+#[test]
+fn the_readmes_notification_example_loads() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("```yaml\nescalation:")
+        .expect("the README's escalation example")
+        + "```yaml\n".len();
+    let end = start + readme[start..].find("```").expect("end of block");
+    let c = load(&readme[start..end]).unwrap_or_else(|e| panic!("{e:#?}"));
+    let kinds: Vec<NotifyKind> = c.escalation.targets.iter().map(|t| t.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            NotifyKind::PagerDuty,
+            NotifyKind::Slack,
+            NotifyKind::Webhook
+        ]
+    );
+}
