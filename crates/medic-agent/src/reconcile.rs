@@ -321,14 +321,10 @@ impl Agent {
                 )?;
                 self.dispatch(id, action)
             }
+            // Closing notifies `resolved` with who rejected and why; a separate answer
+            // notice would race it (two deliveries in flight at once).
             (Some((false, who)), _) => {
-                let reason = format!("a person rejected the plan: {who}");
-                let answered = Event::ApprovalAnswered {
-                    approved: false,
-                    by: who,
-                };
-                self.notify(id, answered, &reason, None, None)?;
-                self.close(id, &reason)
+                self.close(id, &format!("a person rejected the plan: {who}"))
             }
             _ if now.secs_since(inc.updated) > APPROVAL_TIMEOUT_S => {
                 self.escalate(id, "approval timed out", escalation.as_deref())

@@ -701,17 +701,20 @@ async fn awaiting_approval(
     (store, actuator, running, waiting)
 }
 
-/// Alice approves, as the API would record it.
-fn approve(store: &Store, incident: &str) {
-    let answer = medic_core::Approval {
+/// Alice's approval, as the API would record it.
+fn approval(incident: &str) -> medic_core::Approval {
+    medic_core::Approval {
         incident: incident.to_string(),
         approved: true,
         by: "alice".into(),
         role: "approver".into(),
         reason: "restart is safe".into(),
         at: Ts::now(),
-    };
-    assert!(store.record_approval(&answer).expect("approve"));
+    }
+}
+
+fn approve(store: &Store, incident: &str) {
+    assert!(store.record_approval(&approval(incident)).expect("approve"));
 }
 
 /// The kill switch: while paused, nothing acts (the decision says who paused and why), and an
@@ -783,23 +786,58 @@ async fn pause_stops_actions_and_queues_approvals_until_resume() {
     assert_eq!(actuator.done.lock().expect("lock").len(), 1);
 }
 
+/// A rejection closes the incident and resolves its page, without an acknowledgement
+/// racing the resolve.
+#[tokio::test]
+async fn a_rejected_approval_resolves_the_page() {
+    let pd = receivers::PagerDutyTestDouble::start().await;
+    let mut cfg = config(None);
+    cfg.policies[0].mode = Mode::Approve;
+    cfg.escalation.targets[0] = pagerduty_target(&pd.url);
+    let (store, actuator, running, waiting) = awaiting_approval(cfg).await;
+    pd.wait_accepted(1, Duration::from_secs(5)).await;
+    let answer = medic_core::Approval {
+        approved: false,
+        by: "bob".into(),
+        reason: "not during the sale".into(),
+        ..approval(&waiting.id)
+    };
+    assert!(store.record_approval(&answer).expect("reject"));
+    wait_for(&store, IncidentState::Closed, Duration::from_secs(5)).await;
+    let got = pd.wait_accepted(2, Duration::from_secs(5)).await;
+    running.finish().await;
+    let actions: Vec<&str> = got
+        .iter()
+        .map(|v| v["event_action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["trigger", "resolve"]);
+    assert_eq!(got[1]["dedup_key"], format!("medic-{}", waiting.id));
+    assert!(actuator.done.lock().expect("lock").is_empty());
+}
+
+const ROUTING_KEY: &str = "R0UT1NGKEY0123456789abcdefABCDEF";
+
+/// The `oncall` target as a PagerDuty integration at `url`.
+fn pagerduty_target(url: &str) -> EscalationTarget {
+    EscalationTarget {
+        kind: medic_config::NotifyKind::PagerDuty,
+        endpoint: Some(medic_config::SecretValue::Plain(url.to_string())),
+        routing_key: Some(medic_config::SecretValue::Plain(ROUTING_KEY.into())),
+        ..EscalationTarget::webhook("oncall", None)
+    }
+}
+
 /// The whole conversation with PagerDuty through a running agent: the approval request
 /// triggers the alert, the approver's answer acknowledges it, verified healing resolves it,
 /// all under one dedup key; the audit records each delivery by target name and kind, never
 /// the routing key or the URL.
 #[tokio::test]
 async fn an_approval_is_paged_acknowledged_and_resolved() {
-    const KEY: &str = "R0UT1NGKEY0123456789abcdefABCDEF";
     let pd = receivers::PagerDutyTestDouble::start().await;
     let mut cfg = config(None);
     cfg.policies[0].mode = Mode::Approve;
     cfg.escalation.public_url = Some("https://medic.example.com".into());
-    cfg.escalation.targets[0] = EscalationTarget {
-        kind: medic_config::NotifyKind::PagerDuty,
-        endpoint: Some(medic_config::SecretValue::Plain(pd.url.clone())),
-        routing_key: Some(medic_config::SecretValue::Plain(KEY.into())),
-        ..EscalationTarget::webhook("oncall", None)
-    };
+    cfg.escalation.targets[0] = pagerduty_target(&pd.url);
     let (store, _, running, waiting) = awaiting_approval(cfg).await;
     let triggered = pd.wait_accepted(1, Duration::from_secs(5)).await;
     assert_eq!(triggered[0]["event_action"], "trigger");
@@ -847,6 +885,6 @@ async fn an_approval_is_paged_acknowledged_and_resolved() {
         assert_eq!(v["attempts"], 1);
     }
     let audit = serde_json::to_string(&store.audit_records().expect("records")).expect("json");
-    assert!(!audit.contains(KEY), "the routing key in the audit");
+    assert!(!audit.contains(ROUTING_KEY), "the routing key in the audit");
     assert!(!audit.contains(&pd.url), "the receiver's URL in the audit");
 }
