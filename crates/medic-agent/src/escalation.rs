@@ -121,7 +121,8 @@ impl Agent {
     /// over. An opening event (approval requested, escalated) goes to `target` or the
     /// default; a follow-up only to the targets the audit shows heard of the incident.
     /// `escalated` carries the escalation's reason: its `Escalated` record waits for the
-    /// deliveries, so it names where the story went.
+    /// deliveries, so it names where the story went. Never fails the step that called it:
+    /// a notification that cannot be prepared is logged.
     pub(crate) fn notify(
         &mut self,
         id: &str,
@@ -129,11 +130,17 @@ impl Agent {
         reason: &str,
         target: Option<&str>,
         escalated: Option<String>,
-    ) -> Result<(), AgentError> {
+    ) {
         let Some(inc) = self.incidents.get(id) else {
-            return Ok(());
+            return;
         };
-        let audit = self.store.audit_records_for(id)?;
+        let audit = match self.store.audit_records_for(id) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(incident = %id, "notification `{}`: the incident's audit is unreadable ({e}), follow-ups go nowhere", event.as_str());
+                Vec::new()
+            }
+        };
         let cfg = &self.cfg.escalation;
         let targets: Vec<EscalationTarget> = if event.opens() {
             notify::opening_target(cfg, target)
@@ -149,7 +156,7 @@ impl Agent {
                 .collect()
         };
         if targets.is_empty() && escalated.is_none() {
-            return Ok(());
+            return;
         }
         let record = EscalationRecord::build(inc, reason, self.now(), &audit);
         let notice = Notice::new(event, record, cfg);
@@ -167,7 +174,6 @@ impl Agent {
                 })
                 .await;
         });
-        Ok(())
     }
 
     /// A finished delivery round: the escalation's record first (when it was one), then one

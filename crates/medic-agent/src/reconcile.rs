@@ -221,7 +221,8 @@ impl Agent {
                     &format!("awaiting approval: {action}"),
                     escalation.as_deref(),
                     None,
-                )
+                );
+                Ok(())
             }
             Decision::Recommend => {
                 self.escalate(
@@ -318,7 +319,7 @@ impl Agent {
                     &format!("approved by {who}: {action}"),
                     None,
                     None,
-                )?;
+                );
                 self.dispatch(id, action)
             }
             // Closing notifies `resolved` with who rejected and why; a separate answer
@@ -692,7 +693,7 @@ impl Agent {
                     at: now,
                 })?;
                 self.save(id)?;
-                self.notify(id, Event::Resolved, "verified healed", None, None)?;
+                self.notify(id, Event::Resolved, "verified healed", None, None);
                 let since = self
                     .incidents
                     .get(id)
@@ -854,7 +855,8 @@ impl Agent {
         })?;
         self.save(id)?;
         self.emit(id, Stage::Closed, reason.to_string());
-        self.notify(id, Event::Resolved, reason, None, None)
+        self.notify(id, Event::Resolved, reason, None, None);
+        Ok(())
     }
 
     /// Hands the incident to people: printed now, delivered to the escalation target in the
@@ -881,7 +883,8 @@ impl Agent {
             reason,
             target,
             Some(reason.to_string()),
-        )
+        );
+        Ok(())
     }
 }
 
