@@ -489,3 +489,24 @@ async fn connection_errors_are_retried_and_never_show_the_secret_url() {
         "endpoint unavailable: environment variable `MEDIC_TEST_NO_SUCH_VARIABLE` is not set"
     );
 }
+
+#[tokio::test]
+async fn what_a_receiver_echoes_is_scrubbed_of_secrets() {
+    let rx = echoing(400).await;
+    let t = pagerduty(&rx.url, SecretValue::Plain(ROUTING_KEY.into()));
+    let r = one(&t, &Notice::new(Event::Escalated, record(10), &cfg(None))).await;
+    assert!(!r.delivered);
+    assert!(
+        r.status
+            .starts_with("answered 400 Bad Request: bad request to <redacted>"),
+        "{}",
+        r.status
+    );
+    assert!(!r.status.contains("SECRETpath"), "{}", r.status);
+    assert!(
+        r.status.contains("routing_key \"<redacted>\" refused"),
+        "{}",
+        r.status
+    );
+    assert!(!r.status.contains(ROUTING_KEY), "{}", r.status);
+}

@@ -146,7 +146,7 @@ pub async fn deliver(
             delivered,
             status,
         };
-        let req = match notifier(t.kind).request(t, notice) {
+        let mut req = match notifier(t.kind).request(t, notice) {
             Ok(Some(r)) => r,
             Ok(None) => continue,
             Err(e) => {
@@ -161,6 +161,13 @@ pub async fn deliver(
                 continue;
             }
         };
+        // A receiver echoing the request's URL (a Slack path is the secret) is scrubbed too.
+        if let Ok(u) = reqwest::Url::parse(&url)
+            && u.path().len() > 1
+        {
+            req.secrets.push(u.path().to_string());
+        }
+        req.secrets.push(url.clone());
         let budget = Budget {
             attempt_timeout: t.timeout,
             max_attempts: t.max_attempts,

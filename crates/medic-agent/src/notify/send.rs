@@ -114,7 +114,10 @@ async fn answer_excerpt(r: reqwest::Response, secrets: &[String]) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
+    // Longest first, so a secret containing another is scrubbed whole.
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
         text = text.replace(s.as_str(), "<redacted>");
     }
     let text = super::truncate(text.trim(), MAX_ANSWER_CHARS);

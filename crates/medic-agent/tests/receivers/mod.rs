@@ -480,3 +480,20 @@ pub async fn scripted(script: Vec<(u16, Option<u64>)>) -> Receiver {
     )
     .await
 }
+
+/// Answers `status` naming its own path and echoing the `routing_key` it was sent, as
+/// careless receivers do in their errors.
+pub async fn echoing(status: u16) -> Receiver {
+    serve(
+        "/echo/SECRETpath",
+        Arc::new(move |_, body| {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            let text = format!(
+                "bad request to /echo/SECRETpath: routing_key {} refused",
+                v["routing_key"]
+            );
+            (status, vec![], text)
+        }),
+    )
+    .await
+}
