@@ -160,6 +160,9 @@ impl Agent {
                 "a policy has `verify_promql` but `prometheus.url` is not configured: those checks stay unknown and verification cannot pass"
             );
         }
+        for p in notify::secret_problems(&cfg.escalation) {
+            tracing::warn!("{p}: notifications to it fail until this is fixed");
+        }
         let signer = match &cfg.store.audit_signing {
             Some(a) => Some((
                 medic_store::checkpoint::SigningKey::load(&a.key)

@@ -182,6 +182,32 @@ pub async fn deliver(
     reports
 }
 
+/// Problems with the targets' secrets as they stand now (an unset variable, an unreadable
+/// file, a routing key of the wrong length), named without values: said at start-up rather
+/// than at the first incident. Each is re-read at delivery, so fixing it needs no restart.
+pub fn secret_problems(cfg: &EscalationConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &cfg.targets {
+        let given = [
+            ("webhook", t.endpoint.as_ref()),
+            ("secret", t.secret.as_ref()),
+            ("routing_key", t.routing_key.as_ref()),
+        ];
+        for (key, v) in given {
+            match v.map(|v| v.resolve()) {
+                Some(Err(e)) => out.push(format!("escalation target `{}`: `{key}`: {e}", t.name)),
+                Some(Ok(k)) if key == "routing_key" && k.chars().count() != 32 => out.push(format!(
+                    "escalation target `{}`: `routing_key` has {} characters, PagerDuty's have 32",
+                    t.name,
+                    k.chars().count()
+                )),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// Cuts `s` to at most `max` characters, marking the cut with `…`.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -205,6 +231,27 @@ mod tests {
             let n = NOTIFIERS.iter().filter(|n| n.kind() == kind).count();
             assert_eq!(n, 1, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn secret_problems_name_the_target_and_never_a_value() {
+        use medic_config::SecretValue;
+        let mut pd = EscalationTarget::webhook("pager", None);
+        pd.kind = NotifyKind::PagerDuty;
+        pd.routing_key = Some(SecretValue::Plain("short-key-value".into()));
+        let mut hook = EscalationTarget::webhook("hook", Some("http://127.0.0.1:9/".into()));
+        hook.secret = Some(SecretValue::Env("MEDIC_TEST_UNSET_VARIABLE_X".into()));
+        let cfg = EscalationConfig {
+            targets: vec![pd, hook],
+            ..EscalationConfig::default()
+        };
+        assert_eq!(
+            secret_problems(&cfg),
+            [
+                "escalation target `pager`: `routing_key` has 15 characters, PagerDuty's have 32",
+                "escalation target `hook`: `secret`: environment variable `MEDIC_TEST_UNSET_VARIABLE_X` is not set",
+            ]
+        );
     }
 
     #[test]
