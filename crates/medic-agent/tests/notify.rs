@@ -510,3 +510,29 @@ async fn what_a_receiver_echoes_is_scrubbed_of_secrets() {
     );
     assert!(!r.status.contains(ROUTING_KEY), "{}", r.status);
 }
+
+#[tokio::test]
+async fn slack_follow_ups_are_short_and_valid() {
+    let slack = SlackTestDouble::start().await;
+    let t = target(NotifyKind::Slack, &slack.url);
+    let c = cfg(None);
+    let answered = Event::ApprovalAnswered {
+        approved: true,
+        by: "alice (approver): restart is safe".into(),
+    };
+    for e in [answered, Event::Resolved] {
+        assert!(one(&t, &Notice::new(e, record(10), &c)).await.delivered);
+    }
+    let got = slack.accepted();
+    assert_eq!(
+        got[0]["blocks"][0]["text"]["text"],
+        "inc-42 approved by alice (approver): restart is safe"
+    );
+    assert_eq!(
+        got[1]["blocks"][0]["text"]["text"],
+        "Resolved: inc-42 on checkout"
+    );
+    for m in &got {
+        assert!(!m.to_string().contains("Top hypotheses"), "{m}");
+    }
+}

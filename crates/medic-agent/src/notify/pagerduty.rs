@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 pub(super) struct PagerDuty;
 
 /// The Events API's limit on `payload.summary`.
-pub(crate) const MAX_SUMMARY: usize = 1024;
+const MAX_SUMMARY: usize = 1024;
 /// Audit lines sent in `custom_details`: the latest, to keep the event small.
 const MAX_TIMELINE: usize = 50;
 
@@ -42,11 +42,11 @@ impl Notifier for PagerDuty {
 }
 
 /// `medic-<incident id>`: the same alert from the first notice to the last.
-pub(crate) fn dedup_key(incident: &str) -> String {
+fn dedup_key(incident: &str) -> String {
     format!("medic-{incident}")
 }
 
-pub(crate) fn event(notice: &Notice, routing_key: &str, severity: PagerDutySeverity) -> Value {
+fn event(notice: &Notice, routing_key: &str, severity: PagerDutySeverity) -> Value {
     let r = &notice.record;
     let dedup = dedup_key(&r.incident);
     let action = match notice.event {

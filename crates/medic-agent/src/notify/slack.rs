@@ -14,8 +14,8 @@ pub(super) struct Slack;
 
 /// Slack's limits (Block Kit reference): a header's text, a section's text, and the
 /// top-level `text` we keep to the same size as a section.
-pub(crate) const MAX_HEADER: usize = 150;
-pub(crate) const MAX_SECTION: usize = 3000;
+const MAX_HEADER: usize = 150;
+const MAX_SECTION: usize = 3000;
 /// Hypotheses shown: the evidence that matters is at the top.
 const TOP_HYPOTHESES: usize = 3;
 /// What one hypothesis or execution line may take of a section.
@@ -43,7 +43,7 @@ impl Notifier for Slack {
 }
 
 /// The Block Kit message for `notice`.
-pub(crate) fn message(notice: &Notice) -> Value {
+fn message(notice: &Notice) -> Value {
     let r = &notice.record;
     let services = if r.services.is_empty() {
         "no service".to_string()
@@ -52,14 +52,9 @@ pub(crate) fn message(notice: &Notice) -> Value {
     };
     let title = match &notice.event {
         Event::ApprovalRequested => format!("Approval needed: {} on {services}", r.incident),
-        Event::ApprovalAnswered { approved: true, by } => {
-            format!("Approved by {by}: {}", r.incident)
-        }
-        Event::ApprovalAnswered {
-            approved: false,
-            by,
-        } => {
-            format!("Rejected by {by}: {}", r.incident)
+        Event::ApprovalAnswered { approved, by } => {
+            let verb = if *approved { "approved" } else { "rejected" };
+            format!("{} {verb} by {by}", r.incident)
         }
         Event::Escalated => format!("Escalated: {} on {services}", r.incident),
         Event::Resolved => format!("Resolved: {} on {services}", r.incident),

@@ -87,7 +87,7 @@ impl Notifier for Webhook {
 }
 
 /// `sha256=<hex HMAC-SHA256 of body under key>`.
-pub(crate) fn signature(key: &[u8], body: &[u8]) -> String {
+fn signature(key: &[u8], body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     format!(
         "sha256={}",
