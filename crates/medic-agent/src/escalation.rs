@@ -1,9 +1,12 @@
-//! Escalation: the whole story of an incident, printed and sent to a webhook.
+//! Escalation: the whole story of an incident, printed and sent to the escalation targets
+//! (the receivers themselves are in `notify/`).
 
-use medic_config::EscalationConfig;
-use medic_core::{AuditRecord, Incident, Ts};
+use crate::notify::{self, DeliveryReport, Event, Notice};
+use crate::{Agent, AgentError, TaskResult};
+use medic_config::EscalationTarget;
+use medic_core::{AuditEvent, AuditRecord, Incident, Ts};
 use serde::Serialize;
-use std::time::Duration;
+use std::collections::BTreeSet;
 
 /// What people receive when medic hands an incident over.
 #[derive(Clone, Debug, Serialize)]
@@ -113,41 +116,124 @@ impl EscalationRecord {
     }
 }
 
-/// Delivers a record to the named target's webhook (or the default). Returns where it was
-/// delivered, and the errors of deliveries that failed.
-pub async fn deliver(
-    http: &reqwest::Client,
-    cfg: &EscalationConfig,
-    target: Option<&str>,
-    record: &EscalationRecord,
-) -> (Vec<String>, Vec<String>) {
-    let name = target.or(cfg.default_target.as_deref());
-    let Some(t) = name.and_then(|n| cfg.targets.iter().find(|t| t.name == n)) else {
-        return (vec!["stderr".into()], Vec::new());
-    };
-    let mut delivered = vec!["stderr".to_string()];
-    let mut errors = Vec::new();
-    if let Some(url) = t.webhook.as_deref().filter(|u| !u.is_empty()) {
-        let timeout = if t.timeout.is_zero() {
-            Duration::from_secs(5)
-        } else {
-            t.timeout
+impl Agent {
+    /// Tells people about `event` in the background; each delivery is audited once it is
+    /// over. An opening event (approval requested, escalated) goes to `target` or the
+    /// default; a follow-up only to the targets the audit shows heard of the incident.
+    /// `escalated` carries the escalation's reason: its `Escalated` record waits for the
+    /// deliveries, so it names where the story went. Never fails the step that called it:
+    /// a notification that cannot be prepared is logged.
+    pub(crate) fn notify(
+        &mut self,
+        id: &str,
+        event: Event,
+        reason: &str,
+        target: Option<&str>,
+        escalated: Option<String>,
+    ) {
+        let Some(inc) = self.incidents.get(id) else {
+            return;
         };
-        // A webhook URL is often its own secret (Slack, Teams): the audit, the logs and the
-        // escalation text name the target, never the URL (reqwest's errors carry it too).
-        match http.post(url).timeout(timeout).json(record).send().await {
-            Ok(r) if r.status().is_success() => delivered.push(format!("{} (webhook)", t.name)),
-            Ok(r) => errors.push(format!(
-                "webhook of target `{}` answered {}",
-                t.name,
-                r.status()
-            )),
-            Err(e) => errors.push(format!(
-                "webhook of target `{}` failed: {}",
-                t.name,
-                e.without_url()
-            )),
+        let audit = match self.store.audit_records_for(id) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(incident = %id, "notification `{}`: the incident's audit is unreadable ({e}), follow-ups go nowhere", event.as_str());
+                Vec::new()
+            }
+        };
+        let cfg = &self.cfg.escalation;
+        let targets: Vec<EscalationTarget> = if event.opens() {
+            notify::opening_target(cfg, target)
+                .into_iter()
+                .cloned()
+                .collect()
+        } else {
+            let heard = heard_of(&audit);
+            cfg.targets
+                .iter()
+                .filter(|t| heard.contains(&t.name))
+                .cloned()
+                .collect()
+        };
+        if targets.is_empty() && escalated.is_none() {
+            return;
         }
+        let record = EscalationRecord::build(inc, reason, self.now(), &audit);
+        let notice = Notice::new(event, record, cfg);
+        let http = self.http.clone();
+        let tx = self.results_tx.clone();
+        let incident = id.to_string();
+        // Off the loop: a slow or failing receiver delays only its own audit record.
+        tokio::spawn(async move {
+            let reports = notify::deliver(&http, &targets, &notice).await;
+            let _ = tx
+                .send(TaskResult::Notified {
+                    incident,
+                    escalated,
+                    reports,
+                })
+                .await;
+        });
     }
-    (delivered, errors)
+
+    /// A finished delivery round: the escalation's record first (when it was one), then one
+    /// `Notified` per delivery.
+    pub(crate) fn on_notified(
+        &mut self,
+        incident: String,
+        escalated: Option<String>,
+        reports: Vec<DeliveryReport>,
+    ) -> Result<(), AgentError> {
+        for r in reports.iter().filter(|r| !r.delivered) {
+            tracing::warn!(
+                incident = %incident,
+                target = %r.target,
+                kind = r.kind.as_str(),
+                attempts = r.attempts,
+                "notification not delivered: {}",
+                r.status
+            );
+        }
+        if let Some(reason) = escalated {
+            let mut delivered_to = vec!["stderr".to_string()];
+            delivered_to.extend(reports.iter().filter(|r| r.delivered).map(|r| r.name()));
+            self.audit(AuditEvent::Escalated {
+                incident: incident.clone(),
+                reason,
+                delivered_to,
+            })?;
+        }
+        for r in reports {
+            self.audit(AuditEvent::Notified {
+                incident: incident.clone(),
+                target: r.target,
+                kind: r.kind.as_str().to_string(),
+                notice: r.event.to_string(),
+                attempts: r.attempts,
+                delivered: r.delivered,
+                status: r.status,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Targets that were sent an opening notice for the incident (delivered or not: a
+/// follow-up to a receiver that missed the opening is harmless, one withheld from a
+/// receiver that got it leaves an alert open).
+fn heard_of(audit: &[AuditRecord]) -> BTreeSet<String> {
+    audit
+        .iter()
+        .filter(|r| r.kind == "notified")
+        .filter_map(|r| serde_json::from_str::<AuditEvent>(&r.payload).ok())
+        .filter_map(|e| match e {
+            AuditEvent::Notified { target, notice, .. }
+                if notice == Event::ApprovalRequested.as_str()
+                    || notice == Event::Escalated.as_str() =>
+            {
+                Some(target)
+            }
+            _ => None,
+        })
+        .collect()
 }

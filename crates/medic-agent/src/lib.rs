@@ -5,6 +5,7 @@
 
 pub mod escalation;
 mod failpoint;
+pub mod notify;
 mod promql;
 mod reconcile;
 pub mod timeline;
@@ -57,11 +58,12 @@ enum TaskResult {
         key: String,
         result: Result<medic_act::ActionReport, String>,
     },
-    Delivered {
+    /// A round of notification deliveries is over; `escalated` is the escalation's reason
+    /// when the round was one.
+    Notified {
         incident: String,
-        reason: String,
-        delivered_to: Vec<String>,
-        errors: Vec<String>,
+        escalated: Option<String>,
+        reports: Vec<notify::DeliveryReport>,
     },
     /// PromQL evidence for an incident's diagnosis.
     PromEvidence {
@@ -157,6 +159,9 @@ impl Agent {
             tracing::warn!(
                 "a policy has `verify_promql` but `prometheus.url` is not configured: those checks stay unknown and verification cannot pass"
             );
+        }
+        for p in notify::secret_problems(&cfg.escalation) {
+            tracing::warn!("{p}: notifications to it fail until this is fixed");
         }
         let signer = match &cfg.store.audit_signing {
             Some(a) => Some((

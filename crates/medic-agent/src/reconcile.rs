@@ -1,7 +1,8 @@
 //! One reconcile step per active incident per tick: look at the persisted state, do the next
 //! thing, persist the new state. Every step appends one audit record and one timeline line.
 
-use crate::escalation::{EscalationRecord, deliver};
+use crate::escalation::EscalationRecord;
+use crate::notify::Event;
 use crate::{Agent, AgentError, Stage, TaskResult, failpoint};
 use medic_core::{
     Action, ActionKind, AuditEvent, Decision, Execution, ExecutionStatus, FindingKind,
@@ -219,6 +220,13 @@ impl Agent {
                     Stage::Decided,
                     format!("awaiting approval: `medic approve {id}` or `medic reject {id}`"),
                 );
+                self.notify(
+                    id,
+                    Event::ApprovalRequested,
+                    &format!("awaiting approval: {action}"),
+                    escalation.as_deref(),
+                    None,
+                );
                 Ok(())
             }
             Decision::Recommend => {
@@ -337,8 +345,21 @@ impl Agent {
             (Some((true, _)), Some(_)) if self.store.pause()?.is_some() => Ok(()),
             (Some((true, who)), Some(action)) => {
                 self.emit(id, Stage::Decided, format!("approved by {who}: {action}"));
+                let answered = Event::ApprovalAnswered {
+                    approved: true,
+                    by: who.clone(),
+                };
+                self.notify(
+                    id,
+                    answered,
+                    &format!("approved by {who}: {action}"),
+                    None,
+                    None,
+                );
                 self.dispatch(id, action)
             }
+            // Closing notifies `resolved` with who rejected and why; a separate answer
+            // notice would race it (two deliveries in flight at once).
             (Some((false, who)), _) => {
                 self.close(id, &format!("a person rejected the plan: {who}"))
             }
@@ -506,21 +527,11 @@ impl Agent {
                 }
                 Ok(())
             }
-            TaskResult::Delivered {
+            TaskResult::Notified {
                 incident,
-                reason,
-                delivered_to,
-                errors,
-            } => {
-                for e in &errors {
-                    tracing::warn!(incident = %incident, "escalation delivery failed: {e}");
-                }
-                self.audit(AuditEvent::Escalated {
-                    incident,
-                    reason,
-                    delivered_to,
-                })
-            }
+                escalated,
+                reports,
+            } => self.on_notified(incident, escalated, reports),
         }
     }
 
@@ -728,6 +739,7 @@ impl Agent {
                     at: now,
                 })?;
                 self.save(id)?;
+                self.notify(id, Event::Resolved, "verified healed", None, None);
                 let since = self
                     .incidents
                     .get(id)
@@ -893,11 +905,12 @@ impl Agent {
         })?;
         self.save(id)?;
         self.emit(id, Stage::Closed, reason.to_string());
+        self.notify(id, Event::Resolved, reason, None, None);
         Ok(())
     }
 
-    /// Hands the incident to people: printed now, delivered to the webhook in the background,
-    /// audited once delivery has been tried.
+    /// Hands the incident to people: printed now, delivered to the escalation target in the
+    /// background, audited once delivery has been tried.
     pub(crate) async fn escalate(
         &mut self,
         id: &str,
@@ -914,22 +927,13 @@ impl Agent {
         let record = EscalationRecord::build(inc, reason, now, &audit);
         self.save(id)?;
         self.emit(id, Stage::Escalated, record.render());
-        let http = self.http.clone();
-        let cfg = self.cfg.escalation.clone();
-        let tx = self.results_tx.clone();
-        let target = target.map(str::to_string);
-        let (incident, reason) = (id.to_string(), reason.to_string());
-        tokio::spawn(async move {
-            let (delivered_to, errors) = deliver(&http, &cfg, target.as_deref(), &record).await;
-            let _ = tx
-                .send(TaskResult::Delivered {
-                    incident,
-                    reason,
-                    delivered_to,
-                    errors,
-                })
-                .await;
-        });
+        self.notify(
+            id,
+            Event::Escalated,
+            reason,
+            target,
+            Some(reason.to_string()),
+        );
         Ok(())
     }
 }

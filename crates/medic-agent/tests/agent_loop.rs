@@ -4,9 +4,11 @@
 //! and a chat/paging service, which cannot run here); the webhook double speaks plain HTTP
 //! JSON POST as such services' incoming webhooks do.
 
+mod receivers;
+
 use medic_act::{ActError, ActionReport, Actuator, BoxFuture, WorkloadHealth};
 use medic_agent::{Agent, Stage};
-use medic_config::{EscalationTarget, Location, Policy};
+use medic_config::{EscalationTarget, Policy};
 use medic_core::{
     Action, ActionKind, Cause, Clock, IncidentState, Mode, Outcome, ProcessEvent, ProcessEventKind,
     Signal, SignalPayload, SystemClock, Ts, WorkloadKind, WorkloadRef,
@@ -82,10 +84,8 @@ fn config(webhook: Option<String>) -> medic_config::Config {
         ..Policy::default()
     });
     cfg.escalation.targets.push(EscalationTarget {
-        name: "oncall".into(),
-        webhook,
         timeout: Duration::from_secs(2),
-        location: Location::default(),
+        ..EscalationTarget::webhook("oncall", webhook)
     });
     cfg
 }
@@ -674,6 +674,49 @@ async fn the_agent_signs_its_audit_head() {
     assert!(e.to_string().contains("missing.key"), "{e}");
 }
 
+/// An agent running `cfg` (a policy in approve mode) with a crashed dependency waiting for
+/// approval.
+async fn awaiting_approval(
+    cfg: medic_config::Config,
+) -> (
+    Arc<Store>,
+    Arc<TestDoubleActuator>,
+    Running,
+    medic_core::Incident,
+) {
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let actuator = Arc::new(TestDoubleActuator::ok());
+    let agent =
+        Agent::new(cfg, store.clone(), actuator.clone(), Arc::new(SystemClock)).expect("agent");
+    let running = spawn(agent);
+    running
+        .send(process(ProcessEventKind::Exited, "Error"))
+        .await;
+    let waiting = wait_for(
+        &store,
+        IncidentState::AwaitingApproval,
+        Duration::from_secs(5),
+    )
+    .await;
+    (store, actuator, running, waiting)
+}
+
+/// Alice's approval, as the API would record it.
+fn approval(incident: &str) -> medic_core::Approval {
+    medic_core::Approval {
+        incident: incident.to_string(),
+        approved: true,
+        by: "alice".into(),
+        role: "approver".into(),
+        reason: "restart is safe".into(),
+        at: Ts::now(),
+    }
+}
+
+fn approve(store: &Store, incident: &str) {
+    assert!(store.record_approval(&approval(incident)).expect("approve"));
+}
+
 /// The kill switch: while paused, nothing acts (the decision says who paused and why), and an
 /// approval given meanwhile waits for the resume instead of being dropped.
 #[tokio::test]
@@ -721,30 +764,9 @@ async fn pause_stops_actions_and_queues_approvals_until_resume() {
     // Approve mode: approved while paused → queued; resumed → executed.
     let mut cfg = config(None);
     cfg.policies[0].mode = Mode::Approve;
-    let store = Arc::new(Store::open_in_memory().expect("store"));
-    let actuator = Arc::new(TestDoubleActuator::ok());
-    let agent =
-        Agent::new(cfg, store.clone(), actuator.clone(), Arc::new(SystemClock)).expect("agent");
-    let running = spawn(agent);
-    running
-        .send(process(ProcessEventKind::Exited, "Error"))
-        .await;
-    let waiting = wait_for(
-        &store,
-        IncidentState::AwaitingApproval,
-        Duration::from_secs(5),
-    )
-    .await;
+    let (store, actuator, running, waiting) = awaiting_approval(cfg).await;
     store.set_pause(Some(&pause)).expect("pause");
-    let answer = medic_core::Approval {
-        incident: waiting.id.clone(),
-        approved: true,
-        by: "alice".into(),
-        role: "approver".into(),
-        reason: "restart is safe".into(),
-        at: Ts::now(),
-    };
-    assert!(store.record_approval(&answer).expect("approve"));
+    approve(&store, &waiting.id);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         actuator.done.lock().expect("lock").is_empty(),
@@ -762,4 +784,107 @@ async fn pause_stops_actions_and_queues_approvals_until_resume() {
     wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
     running.finish().await;
     assert_eq!(actuator.done.lock().expect("lock").len(), 1);
+}
+
+/// A rejection closes the incident and resolves its page, without an acknowledgement
+/// racing the resolve.
+#[tokio::test]
+async fn a_rejected_approval_resolves_the_page() {
+    let pd = receivers::PagerDutyTestDouble::start().await;
+    let mut cfg = config(None);
+    cfg.policies[0].mode = Mode::Approve;
+    cfg.escalation.targets[0] = pagerduty_target(&pd.url);
+    let (store, actuator, running, waiting) = awaiting_approval(cfg).await;
+    pd.wait_accepted(1, Duration::from_secs(5)).await;
+    let answer = medic_core::Approval {
+        approved: false,
+        by: "bob".into(),
+        reason: "not during the sale".into(),
+        ..approval(&waiting.id)
+    };
+    assert!(store.record_approval(&answer).expect("reject"));
+    wait_for(&store, IncidentState::Closed, Duration::from_secs(5)).await;
+    let got = pd.wait_accepted(2, Duration::from_secs(5)).await;
+    running.finish().await;
+    let actions: Vec<&str> = got
+        .iter()
+        .map(|v| v["event_action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["trigger", "resolve"]);
+    assert_eq!(got[1]["dedup_key"], format!("medic-{}", waiting.id));
+    assert!(actuator.done.lock().expect("lock").is_empty());
+}
+
+const ROUTING_KEY: &str = "R0UT1NGKEY0123456789abcdefABCDEF";
+
+/// The `oncall` target as a PagerDuty integration at `url`.
+fn pagerduty_target(url: &str) -> EscalationTarget {
+    EscalationTarget {
+        kind: medic_config::NotifyKind::PagerDuty,
+        endpoint: Some(medic_config::SecretValue::Plain(url.to_string())),
+        routing_key: Some(medic_config::SecretValue::Plain(ROUTING_KEY.into())),
+        ..EscalationTarget::webhook("oncall", None)
+    }
+}
+
+/// The whole conversation with PagerDuty through a running agent: the approval request
+/// triggers the alert, the approver's answer acknowledges it, verified healing resolves it,
+/// all under one dedup key; the audit records each delivery by target name and kind, never
+/// the routing key or the URL.
+#[tokio::test]
+async fn an_approval_is_paged_acknowledged_and_resolved() {
+    let pd = receivers::PagerDutyTestDouble::start().await;
+    let mut cfg = config(None);
+    cfg.policies[0].mode = Mode::Approve;
+    cfg.escalation.public_url = Some("https://medic.example.com".into());
+    cfg.escalation.targets[0] = pagerduty_target(&pd.url);
+    let (store, _, running, waiting) = awaiting_approval(cfg).await;
+    let triggered = pd.wait_accepted(1, Duration::from_secs(5)).await;
+    assert_eq!(triggered[0]["event_action"], "trigger");
+    assert_eq!(triggered[0]["payload"]["severity"], "warning");
+    approve(&store, &waiting.id);
+    wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
+    running.send(process(ProcessEventKind::Started, "")).await;
+    wait_for(&store, IncidentState::Resolved, Duration::from_secs(5)).await;
+    let got = pd.wait_accepted(3, Duration::from_secs(5)).await;
+    let actions: Vec<&str> = got
+        .iter()
+        .map(|v| v["event_action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
+    let dedup = format!("medic-{}", waiting.id);
+    assert!(
+        got.iter().all(|v| v["dedup_key"] == dedup.as_str()),
+        "{got:#?}"
+    );
+    // The deliveries' audit records are written when each is over.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let notified = loop {
+        let n: Vec<_> = store
+            .audit_records()
+            .expect("records")
+            .into_iter()
+            .filter(|r| r.kind == "notified")
+            .collect();
+        if n.len() == 3 || tokio::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    running.finish().await;
+    assert_eq!(notified.len(), 3, "{notified:#?}");
+    for (r, notice) in notified
+        .iter()
+        .zip(["approval_requested", "approval_answered", "resolved"])
+    {
+        let v: serde_json::Value = serde_json::from_str(&r.payload).expect("payload");
+        assert_eq!(v["target"], "oncall");
+        assert_eq!(v["kind"], "pagerduty");
+        assert_eq!(v["notice"], notice);
+        assert_eq!(v["delivered"], true);
+        assert_eq!(v["attempts"], 1);
+    }
+    let audit = serde_json::to_string(&store.audit_records().expect("records")).expect("json");
+    assert!(!audit.contains(ROUTING_KEY), "the routing key in the audit");
+    assert!(!audit.contains(&pd.url), "the receiver's URL in the audit");
 }

@@ -1032,15 +1032,140 @@ pub struct EscalationConfig {
     pub targets: Vec<EscalationTarget>,
     /// Target used when a policy names none (and for incidents no policy matched).
     pub default_target: Option<String>,
+    /// The base URL people reach medic's server at (`https://medic.example.com`): Slack
+    /// messages link to the incident under it. `None`: no links.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct EscalationTarget {
     pub name: String,
-    /// POST the escalation record as JSON here.
+    /// POST the escalation record as JSON here, when given as a plain URL (`kind: webhook`
+    /// or `slack`); `endpoint` holds it in every form.
     pub webhook: Option<String>,
+    /// Timeout of one delivery attempt.
     pub timeout: Duration,
     pub location: Location,
+    /// What the receiver speaks.
+    pub kind: NotifyKind,
+    /// Where deliveries go: the webhook or Slack URL (a secret for Slack), or the PagerDuty
+    /// Events API URL. `None`: print only.
+    pub endpoint: Option<SecretValue>,
+    /// `webhook`: the HMAC-SHA256 key that signs each body (`X-Medic-Signature`).
+    pub secret: Option<SecretValue>,
+    /// `pagerduty`: the integration's routing key (32 characters).
+    pub routing_key: Option<SecretValue>,
+    /// `pagerduty`: the severity of an escalation's event (an approval request is `warning`).
+    pub severity: PagerDutySeverity,
+    /// Attempts per delivery, the first included (connection errors, 5xx and 429 are retried).
+    pub max_attempts: u32,
+    /// A delivery gives up when its next attempt would start later than this after the first.
+    pub max_delivery_time: Duration,
+}
+
+impl EscalationTarget {
+    /// A `kind: webhook` target with the defaults a config file gets (`None`: print only).
+    pub fn webhook(name: &str, url: Option<String>) -> Self {
+        EscalationTarget {
+            name: name.to_string(),
+            endpoint: url.clone().map(SecretValue::Plain),
+            webhook: url,
+            timeout: Duration::from_secs(5),
+            location: Location::default(),
+            kind: NotifyKind::Webhook,
+            secret: None,
+            routing_key: None,
+            severity: PagerDutySeverity::Error,
+            max_attempts: 5,
+            max_delivery_time: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The protocol of an escalation target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotifyKind {
+    /// JSON POST of the escalation record, optionally signed.
+    Webhook,
+    /// A Slack incoming webhook (Block Kit).
+    Slack,
+    /// PagerDuty Events API v2.
+    PagerDuty,
+}
+
+impl NotifyKind {
+    pub const ALL: [NotifyKind; 3] = [
+        NotifyKind::Webhook,
+        NotifyKind::Slack,
+        NotifyKind::PagerDuty,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Webhook => "webhook",
+            NotifyKind::Slack => "slack",
+            NotifyKind::PagerDuty => "pagerduty",
+        }
+    }
+}
+
+/// PagerDuty's `payload.severity` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PagerDutySeverity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl PagerDutySeverity {
+    pub const ALL: [PagerDutySeverity; 4] = [
+        PagerDutySeverity::Critical,
+        PagerDutySeverity::Error,
+        PagerDutySeverity::Warning,
+        PagerDutySeverity::Info,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PagerDutySeverity::Critical => "critical",
+            PagerDutySeverity::Error => "error",
+            PagerDutySeverity::Warning => "warning",
+            PagerDutySeverity::Info => "info",
+        }
+    }
+}
+
+/// A secret as configured: the value itself, `file:PATH` (read at each use, so a rotated
+/// file is picked up) or `env:NAME`. Its `Debug` never shows a value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretValue {
+    Plain(String),
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretValue::Plain(_) => f.write_str("Plain(<redacted>)"),
+            SecretValue::File(p) => write!(f, "File({})", p.display()),
+            SecretValue::Env(n) => write!(f, "Env({n})"),
+        }
+    }
+}
+
+impl SecretValue {
+    /// The value now. The error names where it was looked for, never a value.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            SecretValue::Plain(v) => Ok(v.clone()),
+            SecretValue::Env(n) => std::env::var(n)
+                .map(|v| v.trim().to_string())
+                .map_err(|_| format!("environment variable `{n}` is not set")),
+            SecretValue::File(p) => std::fs::read_to_string(p)
+                .map(|v| v.trim().to_string())
+                .map_err(|e| format!("cannot read `{}`: {}", p.display(), e.kind())),
+        }
+    }
 }
 
 /// What a `kubernetes` source watches.

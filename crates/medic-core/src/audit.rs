@@ -119,6 +119,18 @@ pub enum AuditEvent {
         by: String,
         reason: String,
     },
+    /// One notification's delivery to one escalation target, once it is over: the target
+    /// by name and kind (never its URL or secrets), how many attempts, and the final status.
+    Notified {
+        incident: String,
+        target: String,
+        kind: String,
+        /// `approval_requested`, `approval_answered`, `escalated` or `resolved`.
+        notice: String,
+        attempts: u32,
+        delivered: bool,
+        status: String,
+    },
     /// A reconcile step of this incident failed; the incident waits `retry_in_s`, the
     /// others go on.
     StepFailed {
@@ -151,6 +163,7 @@ impl AuditEvent {
             AuditEvent::Escalated { .. } => "escalated",
             AuditEvent::IncidentClosed { .. } => "incident_closed",
             AuditEvent::IncidentResolved { .. } => "incident_resolved",
+            AuditEvent::Notified { .. } => "notified",
             AuditEvent::StepFailed { .. } => "step_failed",
             AuditEvent::ApprovalAnswered { .. } => "approval_answered",
             AuditEvent::Paused { .. } => "paused",
@@ -181,6 +194,7 @@ impl AuditEvent {
             | AuditEvent::Escalated { incident, .. }
             | AuditEvent::IncidentClosed { incident, .. }
             | AuditEvent::IncidentResolved { incident, .. }
+            | AuditEvent::Notified { incident, .. }
             | AuditEvent::StepFailed { incident, .. }
             | AuditEvent::ApprovalAnswered { incident, .. } => Some(incident),
         }

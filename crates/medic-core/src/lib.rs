@@ -44,6 +44,23 @@ pub fn stable_id(parts: &[&str]) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
+/// An error with its causes (`error sending request: connection refused`): HTTP and
+/// Kubernetes clients' Display stops at the outermost layer. A cause already in the text is
+/// not repeated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !msg.contains(&s_text) {
+            msg.push_str(": ");
+            msg.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -342,17 +342,7 @@ pub(crate) fn classify(e: &watcher::Error) -> Problem {
 
 /// The error with its causes (kube's Display stops at the outermost).
 pub(crate) fn describe(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !msg.contains(&s_text) {
-            msg.push_str(": ");
-            msg.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    msg
+    medic_core::error_chain(e)
 }
 
 #[cfg(test)]
