@@ -724,7 +724,8 @@ async fn start_parts(
         let state = medic_server::ServerState::new(tx, stats.clone())
             .with_config(&cfg.server)
             .with_auth(Arc::new(auth))
-            .with_store(store.clone());
+            .with_store(store.clone())
+            .with_policies(cfg.policies.clone());
         let server_cfg = cfg.server.clone();
         let stop = shutdown_rx.clone();
         Some(Box::pin(async move {

@@ -30,6 +30,8 @@ pub struct ServerState {
     pub auth: Arc<auth::Auth>,
     /// The agent's store, for `/api/v1` (None: the API answers 503, ingest still works).
     pub store: Option<Arc<medic_store::Store>>,
+    /// The policies in force, for `/api/v1/policies`.
+    pub policies: Arc<Vec<medic_config::Policy>>,
     /// OTLP delta → cumulative running totals, shared by the HTTP and gRPC receivers so a
     /// series keeps its total whichever way its points arrive.
     #[cfg(feature = "otlp")]
@@ -47,6 +49,7 @@ impl ServerState {
             metrics: Arc::new(ServerMetrics::new()),
             auth: Arc::new(auth::Auth::deny_all()),
             store: None,
+            policies: Arc::default(),
             #[cfg(feature = "otlp")]
             otlp_delta: Arc::default(),
         }
@@ -65,6 +68,11 @@ impl ServerState {
 
     pub fn with_store(mut self, store: Arc<medic_store::Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    pub fn with_policies(mut self, policies: Vec<medic_config::Policy>) -> Self {
+        self.policies = Arc::new(policies);
         self
     }
 }

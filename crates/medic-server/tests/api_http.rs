@@ -23,17 +23,22 @@ struct Api {
 }
 
 async fn start() -> Api {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(medic_store::Store::open(&dir.path().join("m.db")).expect("store"));
-    let (tx, _rx) = tokio::sync::mpsc::channel(8);
     let auth = Auth::from_tokens(&[
         ("grafana", Role::Viewer, VIEWER),
         ("alice", Role::Approver, APPROVER),
         ("root", Role::Admin, ADMIN),
     ]);
+    start_with(auth, Vec::new()).await
+}
+
+async fn start_with(auth: Auth, policies: Vec<medic_config::Policy>) -> Api {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(medic_store::Store::open(&dir.path().join("m.db")).expect("store"));
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
     let state = ServerState::new(tx, Default::default())
         .with_auth(Arc::new(auth))
-        .with_store(store.clone());
+        .with_store(store.clone())
+        .with_policies(policies);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let addr = medic_server::serve("127.0.0.1:0", state, shutdown)
         .await
@@ -267,4 +272,113 @@ async fn roles_answers_pause_and_errors() {
     let (s, doc) = call("GET", &url("/api/v1/openapi.json"), Some(VIEWER), None).await;
     assert_eq!(s, 200);
     assert!(doc["paths"]["/api/v1/incidents/{id}/approve"]["post"].is_object());
+}
+
+/// Tokens with approver groups, read from (test) environment variables.
+fn grouped_auth() -> Auth {
+    use medic_config::{AuthConfig, TokenConfig, TokenSecret};
+    let token = |name: &str, role: Role, var: &str, groups: &[&str]| TokenConfig {
+        name: name.into(),
+        role,
+        secret: TokenSecret::Env(var.into()),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        location: Default::default(),
+    };
+    let config = AuthConfig {
+        tokens: vec![
+            token("grafana", Role::Viewer, "V", &[]),
+            token("alice", Role::Approver, "A", &["payments-leads"]),
+            token("bob", Role::Approver, "B", &["web-leads"]),
+        ],
+        unauthenticated: false,
+    };
+    Auth::with_env(&config, |var| match var {
+        "V" => Some(VIEWER.into()),
+        "A" => Some(APPROVER.into()),
+        "B" => Some("tok-bob-1".into()),
+        _ => None,
+    })
+    .expect("auth")
+}
+
+#[tokio::test]
+async fn approver_groups_policies_and_audit_export() {
+    use medic_core::{Action, ActionKind, ApprovalRule, Cause, Mode, Plan};
+    let policy = medic_config::Policy {
+        name: "rollback-payment".into(),
+        causes: vec![Cause::BadDeployment],
+        action: ActionKind::RollbackRelease,
+        mode: Mode::Approve,
+        approval: Some(ApprovalRule {
+            approvers: Some("payments-leads".into()),
+            ..ApprovalRule::default()
+        }),
+        ..medic_config::Policy::default()
+    };
+    let api = start_with(grouped_auth(), vec![policy]).await;
+    let mut inc = waiting("inc-g");
+    inc.plan = Some(Plan {
+        mode: Mode::Approve,
+        approval: Some(ApprovalRule {
+            approvers: Some("payments-leads".into()),
+            ..ApprovalRule::default()
+        }),
+        ..Plan::new(
+            "rollback-payment",
+            Cause::BadDeployment,
+            Action::new(ActionKind::RollbackRelease, "payment"),
+        )
+    });
+    api.store.save_incident(&inc).expect("save");
+    let url = |p: &str| format!("{}{p}", api.base);
+    let approve = url("/api/v1/incidents/inc-g/approve");
+    let why = r#"{"reason":"the diff is the bad flag"}"#;
+
+    // An approver outside the policy's group is refused, and nothing is recorded.
+    let (s, body) = call("POST", &approve, Some("tok-bob-1"), Some(why)).await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("payments-leads"),
+        "{body}"
+    );
+    assert_eq!(api.store.approval("inc-g").expect("read"), None);
+    // One inside it may answer.
+    let (s, body) = call("POST", &approve, Some(APPROVER), Some(why)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["approval"]["by"], "alice");
+
+    // The policies in force, with their mode now and record.
+    let (s, body) = call("GET", &url("/api/v1/policies"), Some(VIEWER), None).await;
+    assert_eq!(s, 200, "{body}");
+    let p = &body["policies"][0];
+    assert_eq!(p["name"], "rollback-payment");
+    assert_eq!(p["mode_now"], "approve");
+    assert_eq!(p["approval"]["approvers"], "payments-leads");
+    assert_eq!(
+        call("GET", &url("/api/v1/policies"), None, None).await.0,
+        401
+    );
+
+    // The audit as JSON lines: the approval is in it, with who.
+    let resp = http()
+        .get(url("/api/v1/audit/export"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/x-ndjson"
+    );
+    let text = resp.text().await.expect("body");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        records.iter().any(|r| r["kind"] == "approval_answered"
+            && r["payload"].as_str().unwrap().contains("alice")),
+        "{text}"
+    );
 }

@@ -39,6 +39,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/pause"),
     ("post", "/api/v1/resume"),
     ("get", "/api/v1/audit/verify"),
+    ("get", "/api/v1/audit/export"),
+    ("get", "/api/v1/policies"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -82,6 +84,8 @@ pub fn read_router() -> axum::Router<ServerState> {
         .route("/api/v1/approvals", get(approvals))
         .route("/api/v1/pause", get(pause_state))
         .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/audit/export", get(audit_export))
+        .route("/api/v1/policies", get(policies))
         .route("/api/v1/openapi.json", get(openapi))
 }
 
@@ -211,6 +215,30 @@ async fn audit_verify(State(state): State<ServerState>) -> ApiResult {
         "why": r.broken.map(|(_, w)| w),
     }))
     .into_response())
+}
+
+/// Every audit record, in order, one JSON object per line (what `medic audit export`
+/// writes), for archiving elsewhere.
+async fn audit_export(State(state): State<ServerState>) -> ApiResult {
+    let records = store(&state)?.audit_records()?;
+    let mut body = Vec::with_capacity(records.len() * 256);
+    for r in &records {
+        serde_json::to_writer(&mut body, r)
+            .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        body.push(b'\n');
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    )
+        .into_response())
+}
+
+/// Each policy in force with its mode now and why, its limits and its record.
+async fn policies(State(state): State<ServerState>) -> ApiResult {
+    let incidents = store(&state)?.incidents()?;
+    let reports = medic_policy::report::policy_reports(&state.policies, &incidents);
+    Ok(Json(json!({ "policies": reports })).into_response())
 }
 
 fn cut(s: &str) -> String {
