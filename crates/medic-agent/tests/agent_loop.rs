@@ -888,3 +888,91 @@ async fn an_approval_is_paged_acknowledged_and_resolved() {
     assert!(!audit.contains(ROUTING_KEY), "the routing key in the audit");
     assert!(!audit.contains(&pd.url), "the receiver's URL in the audit");
 }
+
+/// Nobody answers: the policy's `on_timeout` applies — reject closes the incident and
+/// nothing runs; escalate hands it to people.
+#[tokio::test]
+async fn an_unanswered_approval_applies_on_timeout() {
+    for (on_timeout, ends) in [
+        (medic_core::OnTimeout::Reject, IncidentState::Closed),
+        (medic_core::OnTimeout::Escalate, IncidentState::Escalated),
+    ] {
+        let mut cfg = config(None);
+        cfg.policies[0].mode = Mode::Approve;
+        cfg.policies[0].approval = Some(medic_core::ApprovalRule {
+            approvers: None,
+            timeout_s: 0.5,
+            on_timeout,
+        });
+        let (store, actuator, running, waiting) = awaiting_approval(cfg).await;
+        let done = wait_for(&store, ends, Duration::from_secs(5)).await;
+        running.finish().await;
+        assert_eq!(done.id, waiting.id);
+        let why = done.closing_reason.unwrap_or_default();
+        assert!(why.contains("approval timed out after 0.5s"), "{why}");
+        assert!(actuator.done.lock().expect("lock").is_empty());
+    }
+}
+
+/// Earned autonomy: a policy written `mode: auto` with `autonomy: { start: approve,
+/// promote_after: 1 }` first asks a person; once that action verifies healed, the next
+/// incident of the same cause × action × target runs without asking.
+#[tokio::test]
+async fn autonomy_is_earned_by_a_verified_success() {
+    let mut cfg = config(None);
+    cfg.correlation.quiet_after_close = Duration::from_millis(100);
+    cfg.policies[0].cooldown = Duration::ZERO;
+    cfg.policies[0].autonomy = Some(medic_config::Autonomy {
+        start: Mode::Approve,
+        promote_after: 1,
+    });
+    let (store, actuator, running, first) = awaiting_approval(cfg).await;
+    let plan = first.plan.clone().expect("plan");
+    assert_eq!(plan.mode, Mode::Approve);
+    assert!(
+        plan.mode_reason.as_deref().unwrap_or("").contains("0 of 1"),
+        "{plan:?}"
+    );
+    approve(&store, &first.id);
+    wait_for(&store, IncidentState::Verifying, Duration::from_secs(5)).await;
+    // The restarted process comes back: verified healed.
+    running.send(process(ProcessEventKind::Started, "")).await;
+    let healed = wait_for(&store, IncidentState::Resolved, Duration::from_secs(10)).await;
+    assert!(
+        matches!(healed.outcome, Some(Outcome::Healed { .. })),
+        "{healed:?}"
+    );
+
+    running
+        .send(process(ProcessEventKind::Exited, "Error"))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let second = loop {
+        let found = store
+            .incidents()
+            .expect("incidents")
+            .into_iter()
+            .find(|i| i.id != first.id && !i.executions.is_empty());
+        if let Some(i) = found {
+            break i;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second action: {:#?}",
+            store.incidents()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    running.finish().await;
+    let plan = second.plan.expect("plan");
+    assert_eq!(plan.mode, Mode::Auto);
+    assert!(
+        plan.mode_reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("promoted to auto"),
+        "{plan:?}"
+    );
+    assert_eq!(store.approval(&second.id).expect("read"), None);
+    assert_eq!(actuator.done.lock().expect("lock").len(), 2);
+}
