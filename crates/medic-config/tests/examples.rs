@@ -166,3 +166,19 @@ fn demo_config_delivers_to_a_webhook_when_given_one() {
         Some("http://127.0.0.1:9/hook")
     );
 }
+
+#[test]
+fn example_policy_documents_load() {
+    let ps = load_policy_file(&examples().join("remediation-policies.yaml"), &test_env).unwrap();
+    let names: Vec<&str> = ps.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "scale-out-on-surge",
+            "rollback-bad-release",
+            "isolate-on-dependency-storm"
+        ]
+    );
+    assert!(ps.iter().all(|p| p.api_version.as_deref() == Some("medic.dev/v1")));
+    assert!(validate_files(&[examples().join("remediation-policies.yaml")], &test_env).is_empty());
+}

@@ -306,8 +306,9 @@ fn read_common(m: &mut MapReader) -> (Policy, Option<Location>) {
         .node("autonomy")
         .and_then(|n| read_autonomy(n, m.what().to_string(), m.cx));
     // `approval.required` is the document form's way to say `mode: approve`; an `auto`
-    // policy that requires approval is an approve policy.
-    let mode = if required && mode == Mode::Auto {
+    // policy that requires approval is an approve policy, unless it earns `auto` through
+    // `autonomy` (the rule then governs the approvals until it has).
+    let mode = if required && mode == Mode::Auto && autonomy.is_none() {
         Mode::Approve
     } else {
         mode
