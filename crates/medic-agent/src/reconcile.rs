@@ -187,9 +187,23 @@ impl Agent {
             incident: id.to_string(),
             plan: Box::new(plan.clone()),
         })?;
+        // Every guard's verdict, not only the first denial: "why not?" has one answer per
+        // guard, and the dashboard and the API show them all.
+        let guards = medic_policy::explain(&plan, &history, &self.cfg.guards, kill_file, now)
+            .into_iter()
+            .map(|(name, v)| medic_core::GuardCheck {
+                guard: name.to_string(),
+                allowed: v.is_allow(),
+                reason: match v {
+                    medic_policy::Verdict::Deny(r) => Some(r),
+                    medic_policy::Verdict::Allow => None,
+                },
+            })
+            .collect();
         self.audit(AuditEvent::DecisionMade {
             incident: id.to_string(),
             decision: decision.clone(),
+            guards,
         })?;
         let text = format!(
             "{} → {:?} (policy {}, mode {})",

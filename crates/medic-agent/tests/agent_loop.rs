@@ -213,6 +213,22 @@ async fn a_crashed_dependency_is_restarted_and_verified() {
         .into_iter()
         .map(|r| r.kind)
         .collect();
+    // The decision carries every guard's verdict.
+    let decided = store
+        .audit_records()
+        .expect("records")
+        .into_iter()
+        .find(|r| r.kind == "decision_made")
+        .expect("a decision");
+    let payload: serde_json::Value = serde_json::from_str(&decided.payload).expect("json");
+    let guards = payload["guards"].as_array().expect("guards");
+    assert!(guards.len() >= 12, "{payload}");
+    assert!(
+        guards
+            .iter()
+            .any(|g| g["guard"] == "cooldown" && g["allowed"] == true),
+        "{payload}"
+    );
     for k in [
         "incident_opened",
         "diagnosis_made",

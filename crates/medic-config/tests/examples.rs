@@ -179,6 +179,9 @@ fn example_policy_documents_load() {
             "isolate-on-dependency-storm"
         ]
     );
-    assert!(ps.iter().all(|p| p.api_version.as_deref() == Some("medic.dev/v1")));
+    assert!(
+        ps.iter()
+            .all(|p| p.api_version.as_deref() == Some("medic.dev/v1"))
+    );
     assert!(validate_files(&[examples().join("remediation-policies.yaml")], &test_env).is_empty());
 }

@@ -39,6 +39,9 @@ pub enum AuditEvent {
     DecisionMade {
         incident: String,
         decision: Decision,
+        /// Every guard's verdict on the plan, in the order they are checked.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        guards: Vec<crate::GuardCheck>,
     },
     ActionStarted {
         incident: String,

@@ -178,6 +178,16 @@ impl Plan {
     }
 }
 
+/// One guard's verdict on a plan, as recorded with the decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardCheck {
+    pub guard: String,
+    pub allowed: bool,
+    /// Why it said no (the guard's name and the numbers behind it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// A policy's own limits.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Guardrails {

@@ -21,8 +21,8 @@ pub use audit::{AuditEvent, AuditRecord, verify_chain};
 pub use diagnosis::{Cause, Diagnosis, Hypothesis};
 pub use finding::{Evidence, Finding, FindingKind, Symptom, SymptomState};
 pub use incident::{
-    Approval, ApprovalRule, Decision, Guardrails, Incident, IncidentId, IncidentState, Mode,
-    OnTimeout, Pause, Plan,
+    Approval, ApprovalRule, Decision, GuardCheck, Guardrails, Incident, IncidentId, IncidentState,
+    Mode, OnTimeout, Pause, Plan,
 };
 pub use signal::{
     AlertSignal, ChangeEvent, ChangeKind, LearnedEdge, Level, LogLine, MetricSample, ProcessEvent,

@@ -93,7 +93,9 @@ pub fn run(args: ReplayArgs) -> Result<i32> {
             Ok(AuditEvent::PlanProposed { incident, plan }) => {
                 first_plan.entry(incident).or_insert(*plan);
             }
-            Ok(AuditEvent::DecisionMade { incident, decision }) => {
+            Ok(AuditEvent::DecisionMade {
+                incident, decision, ..
+            }) => {
                 if let Some(plan) = first_plan.get(&incident) {
                     let v = Verdict::of(plan, &decision);
                     first.entry(incident).or_insert((r.ts, v));
