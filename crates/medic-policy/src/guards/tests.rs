@@ -426,3 +426,70 @@ fn an_alert_hint_alone_never_acts_unless_its_sender_is_trusted() {
     p.trust_hints_from = vec![String::new()];
     assert!(denial(corroboration(&p)).contains("an unknown sender"));
 }
+
+#[test]
+fn one_in_flight_per_target() {
+    let c = GuardsConfig::default();
+    let h = History {
+        in_flight_targets: ["catalog".to_string()].into(),
+        ..History::default()
+    };
+    let r = denial(one_in_flight(&restart("catalog"), &h, &c, T0));
+    assert_eq!(r, "one_in_flight: an action on catalog is still executing");
+    assert!(one_in_flight(&restart("cache"), &h, &c, T0).is_allow());
+}
+
+#[test]
+fn a_policys_blast_radius_counts_only_its_own_targets() {
+    let c = GuardsConfig::default();
+    let mut p = restart("c");
+    p.guardrails.max_targets_per_hour = Some(2);
+    let mine = |t: &str| Execution {
+        policy: "p".into(),
+        ..done(ActionKind::RestartWorkload, t, 60)
+    };
+    let other = Execution {
+        policy: "other".into(),
+        ..done(ActionKind::RestartWorkload, "x", 60)
+    };
+    let h = history(vec![mine("a"), mine("b"), other]);
+    let r = denial(policy_blast_radius(&p, &h, &c, T0));
+    assert_eq!(
+        r,
+        "policy_blast_radius: policy p acted on 2 targets in the last hour (a, b), its limit is 2"
+    );
+    // A target it already touched stays allowed; an hour later all are.
+    assert!(policy_blast_radius(&restart("a"), &h, &c, T0).is_allow());
+    p.action.target = "a".into();
+    assert!(policy_blast_radius(&p, &h, &c, T0).is_allow());
+    p.action.target = "c".into();
+    assert!(policy_blast_radius(&p, &h, &c, T0.plus_secs(3600.0)).is_allow());
+}
+
+#[test]
+fn blocked_windows_deny_only_inside() {
+    let c = GuardsConfig::default();
+    let mut p = restart("a");
+    // T0 is 2023-11-14 22:13:20 UTC, a Tuesday.
+    p.guardrails.blocked_windows =
+        vec![medic_core::TimeWindow::parse("Tue 22:00-23:00 UTC").unwrap()];
+    let r = denial(blocked_window(&p, &History::default(), &c, T0));
+    assert!(
+        r.starts_with("blocked_window: policy p does not act during Tue 22:00-23:00 UTC"),
+        "{r}"
+    );
+    assert!(blocked_window(&p, &History::default(), &c, T0.plus_secs(3600.0)).is_allow());
+}
+
+#[test]
+fn never_auto_names_the_class() {
+    let mut p = plan(ActionKind::DrainNode, "node-1");
+    let r = denial(never_auto(&p));
+    assert_eq!(
+        r,
+        "never_auto: drain_node is a data_loss action; policy p has no `auto_override` reason, so a person decides"
+    );
+    p.auto_override = Some("runbook".into());
+    assert!(never_auto(&p).is_allow());
+    assert!(never_auto(&restart("a")).is_allow());
+}
