@@ -942,6 +942,50 @@ pub struct ServerConfig {
     pub alert_service_labels: Vec<String>,
     /// Who may use the server.
     pub auth: AuthConfig,
+    /// TLS on every listener (HTTP and OTLP gRPC); `None`: plain TCP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `server.tls`: the server's certificate and key, and optionally the CA that signs the
+/// client certificates it accepts. The files are read by the server at start-up and re-read
+/// when they change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    /// PEM: the server's certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM: the CA certificates that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// Where `server.tls` is written, for errors about its files.
+    pub location: Location,
+}
+
+/// Whether a TLS client must present a certificate (signed by `client_ca`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    #[default]
+    None,
+    /// Asked for; a client without one is let in, a client with a bad one is refused.
+    Optional,
+    /// A client without a valid certificate is refused at the handshake.
+    Required,
+}
+
+impl ClientAuth {
+    pub const ALL: [ClientAuth; 3] = [ClientAuth::None, ClientAuth::Optional, ClientAuth::Required];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::None => "none",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Required => "required",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ClientAuth> {
+        ClientAuth::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// What a bearer token may do. `admin` may do everything; `approver` also what `viewer` may;
@@ -1023,6 +1067,7 @@ impl Default for ServerConfig {
                 .map(|s| s.to_string())
                 .collect(),
             auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }

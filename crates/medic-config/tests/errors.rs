@@ -707,3 +707,55 @@ fn audit_signing_needs_a_key_and_a_file_outside_the_store() {
     );
     assert!(e.contains("outside the database file"), "{e}");
 }
+
+#[test]
+fn server_tls_is_checked() {
+    let auth = "auth: { unauthenticated: true }";
+    // cert and key, paths resolved against the config's directory; no CA: no client certs.
+    let c = common::load(&format!(
+        "server:\n  {auth}\n  tls: {{ cert: tls/server.crt, key: /etc/medic/server.key }}\n"
+    ))
+    .expect("valid");
+    let t = c.server.tls.expect("tls");
+    assert_eq!(t.cert, std::path::Path::new("/base/tls/server.crt"));
+    assert_eq!(t.key, std::path::Path::new("/etc/medic/server.key"));
+    assert_eq!(t.client_ca, None);
+    assert_eq!(t.client_auth, medic_config::ClientAuth::None);
+    assert_eq!((t.location.line, t.location.col), (3, 8));
+    // A CA alone means required; `optional` when said.
+    for (extra, want) in [
+        ("", medic_config::ClientAuth::Required),
+        (
+            ", client_auth: optional",
+            medic_config::ClientAuth::Optional,
+        ),
+    ] {
+        let c = common::load(&format!(
+            "server:\n  {auth}\n  tls: {{ cert: c, key: k, client_ca: ca.pem{extra} }}\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.server.tls.expect("tls").client_auth, want);
+    }
+    // Missing key, client_auth without a CA, a CA nothing checks, a typo'd mode.
+    let e = one_error(&format!("server:\n  {auth}\n  tls: {{ cert: c }}\n"));
+    assert!(e.starts_with("3:8:") && e.contains("`key`"), "{e}");
+    let e = one_error(&format!(
+        "server:\n  {auth}\n  tls: {{ cert: c, key: k, client_auth: required }}\n"
+    ));
+    assert!(
+        e.starts_with("3:8:") && e.contains("`server.tls.client_auth: required` needs `client_ca`"),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "server:\n  {auth}\n  tls: {{ cert: c, key: k, client_ca: ca.pem, client_auth: none }}\n"
+    ));
+    assert!(e.contains("`client_auth` is `none`"), "{e}");
+    let e = one_error(&format!(
+        "server:\n  {auth}\n  tls: {{ cert: c, key: k, client_auth: mandatory }}\n"
+    ));
+    assert!(e.contains("mandatory") && e.contains("required"), "{e}");
+    let e = one_error(&format!(
+        "server:\n  {auth}\n  tls: {{ cert: c, key: k, ca: x }}\n"
+    ));
+    assert!(e.contains("unknown key `ca`"), "{e}");
+}

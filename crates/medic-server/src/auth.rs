@@ -399,7 +399,7 @@ async fn require(
 pub fn spawn_reloader(
     auth: std::sync::Arc<Auth>,
     every: std::time::Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     if auth
         .config
@@ -409,24 +409,10 @@ pub fn spawn_reloader(
     {
         return;
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                r = shutdown.changed() => {
-                    if r.is_err() || *shutdown.borrow() {
-                        return;
-                    }
-                }
-            }
-            match auth.reload() {
-                Ok(true) => tracing::info!(tokens = auth.token_count(), "server tokens reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("server tokens not reloaded, the previous ones stay: {e}"),
-            }
-        }
+    crate::every(every, shutdown, move || match auth.reload() {
+        Ok(true) => tracing::info!(tokens = auth.token_count(), "server tokens reloaded"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("server tokens not reloaded, the previous ones stay: {e}"),
     });
 }
 

@@ -3,6 +3,7 @@
 //! `server.max_decompressed_bytes`. Decoding and mapping are the same as OTLP/HTTP's.
 
 use crate::routes::otlp::deliver;
+use crate::tls::{Alpn, GrpcConn, Tls};
 use crate::{ServerError, ServerState};
 use medic_core::Ts;
 use medic_signals::ingest::otlp::{
@@ -16,6 +17,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
     MetricsService, MetricsServiceServer,
 };
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
@@ -132,6 +134,16 @@ pub async fn serve_grpc(
     state: ServerState,
     shutdown: watch::Receiver<bool>,
 ) -> Result<SocketAddr, ServerError> {
+    serve_grpc_over(addr, state, None, shutdown).await
+}
+
+/// [`serve_grpc`], over TLS (with ALPN `h2`) when `tls` is given.
+pub(crate) async fn serve_grpc_over(
+    addr: SocketAddr,
+    state: ServerState,
+    tls: Option<Arc<Tls>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, ServerError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -139,34 +151,38 @@ pub async fn serve_grpc(
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
     let limit = state.limits.max_decompressed_bytes;
+    let metrics = state.metrics.clone();
     let rx = Receiver { state };
     let logs = LogsServiceServer::new(rx.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limit);
-    let metrics = MetricsServiceServer::new(rx)
+    let metrics_service = MetricsServiceServer::new(rx)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limit);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(async move {
-        let mut shutdown = shutdown;
-        let stop = async move {
-            loop {
-                if *shutdown.borrow_and_update() {
-                    return;
+    let router = tonic::transport::Server::builder()
+        .add_service(logs)
+        .add_service(metrics_service);
+    let stop = crate::until(shutdown.clone());
+    match tls {
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            tokio::spawn(async move {
+                if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+                    tracing::error!(error = %e, "medic OTLP gRPC receiver stopped");
                 }
-                if shutdown.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        if let Err(e) = tonic::transport::Server::builder()
-            .add_service(logs)
-            .add_service(metrics)
-            .serve_with_incoming_shutdown(incoming, stop)
-            .await
-        {
-            tracing::error!(error = %e, "medic OTLP gRPC receiver stopped");
+            });
         }
-    });
+        Some(tls) => {
+            let rx = crate::tls::accept(listener, tls, Alpn::H2, metrics, shutdown, |s, _| {
+                Ok::<_, std::io::Error>(GrpcConn(s))
+            });
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+            tokio::spawn(async move {
+                if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+                    tracing::error!(error = %e, "medic OTLP gRPC receiver stopped");
+                }
+            });
+        }
+    }
     Ok(bound)
 }

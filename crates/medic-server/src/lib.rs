@@ -7,6 +7,7 @@ pub mod auth;
 #[cfg(feature = "otlp")]
 pub mod grpc;
 pub mod routes;
+pub mod tls;
 
 use medic_core::Signal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -120,6 +121,8 @@ pub enum ServerError {
     NoTokens,
     #[error("server tokens: {0}")]
     Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -193,6 +196,16 @@ pub async fn serve(
     state: ServerState,
     shutdown: watch::Receiver<bool>,
 ) -> Result<SocketAddr, ServerError> {
+    serve_http(listen, state, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given.
+async fn serve_http(
+    listen: &str,
+    state: ServerState,
+    tls: Option<Arc<tls::Tls>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, ServerError> {
     let addr = parse_listen(listen)?;
     check_exposure(addr, &state.auth)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -201,27 +214,75 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
+    let metrics = state.metrics.clone();
     let app = router(state);
-    tokio::spawn(async move {
-        let mut shutdown = shutdown;
-        let stop = async move {
-            loop {
-                if *shutdown.borrow_and_update() {
-                    return;
+    let stop = until(shutdown.clone());
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "medic server stopped");
                 }
-                if shutdown.changed().await.is_err() {
-                    return;
+            });
+        }
+        Some(tls) => {
+            let rx = tls::accept(
+                listener,
+                tls,
+                tls::Alpn::Http1,
+                metrics,
+                shutdown,
+                |stream, peer| (stream, peer),
+            );
+            let listener = tls::HttpListener { rx, local: bound };
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "medic server stopped");
+                }
+            });
+        }
+    }
+    Ok(bound)
+}
+
+/// Calls `f` every `period` (the first time one period from now) until `shutdown`.
+pub(crate) fn every(
+    period: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+    f: impl Fn() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => f(),
+                r = shutdown.changed() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        return;
+                    }
                 }
             }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "medic server stopped");
         }
     });
-    Ok(bound)
+}
+
+/// Resolves when `shutdown` becomes true or its sender is dropped.
+pub(crate) async fn until(mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Where a configured server listens.
@@ -233,27 +294,34 @@ pub struct Listening {
     pub otlp_grpc: Option<SocketAddr>,
 }
 
+/// How often token files, token variables and TLS files are re-read.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Starts everything `server` asks for: the HTTP server (ingest routes, Alertmanager webhook,
 /// /metrics) and, when built with `otlp` and `otlp_grpc_listen` is set, the OTLP gRPC
-/// receiver. Both run in background tasks until `shutdown`.
+/// receiver; both over TLS with `server.tls`. All run in background tasks until `shutdown`.
 pub async fn serve_configured(
     server: &medic_config::ServerConfig,
     state: ServerState,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Listening, ServerError> {
-    let http = serve(&server.listen, state.clone(), shutdown.clone()).await?;
-    auth::spawn_reloader(
-        state.auth.clone(),
-        std::time::Duration::from_secs(5),
-        shutdown.clone(),
-    );
+    let tls = match &server.tls {
+        Some(cfg) => {
+            let tls = Arc::new(tls::Tls::load(cfg)?);
+            tls::spawn_reloader(tls.clone(), RELOAD_EVERY, shutdown.clone());
+            Some(tls)
+        }
+        None => None,
+    };
+    let http = serve_http(&server.listen, state.clone(), tls.clone(), shutdown.clone()).await?;
+    auth::spawn_reloader(state.auth.clone(), RELOAD_EVERY, shutdown.clone());
     #[cfg(feature = "otlp")]
     let otlp_grpc = match server.otlp_grpc_listen.trim() {
         "" => None,
         listen => {
             let addr = parse_listen(listen)?;
             check_exposure(addr, &state.auth)?;
-            Some(grpc::serve_grpc(addr, state, shutdown).await?)
+            Some(grpc::serve_grpc_over(addr, state, tls, shutdown).await?)
         }
     };
     #[cfg(not(feature = "otlp"))]
@@ -264,7 +332,7 @@ pub async fn serve_configured(
                 server.otlp_grpc_listen
             );
         }
-        drop((state, shutdown));
+        drop((state, tls, shutdown));
         None
     };
     Ok(Listening { http, otlp_grpc })

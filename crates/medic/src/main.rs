@@ -250,12 +250,16 @@ async fn real_main() -> Result<i32> {
                 Store::open(&cfg.store.sqlite)
                     .with_context(|| format!("opening store {}", cfg.store.sqlite.display()))?,
             );
+            let (scheme, over) = match cfg.server.tls {
+                Some(_) => ("https", " over TLS"),
+                None => ("http", ""),
+            };
             let mut running = medic_agent::start_async(cfg, store, Arc::new(SystemClock)).await?;
             if let Some(addr) = running.server_addr {
-                eprintln!("medic: server listening on http://{addr}");
+                eprintln!("medic: server listening on {scheme}://{addr}");
             }
             if let Some(addr) = running.otlp_grpc_addr {
-                eprintln!("medic: OTLP gRPC receiver listening on {addr}");
+                eprintln!("medic: OTLP gRPC receiver listening on {addr}{over}");
             }
             let mut timeline = running.timeline.resubscribe();
             tokio::spawn(async move {

@@ -1,6 +1,8 @@
 use crate::node::{Node, excerpt};
 use crate::reader::{Ctx, MapReader, seq_items, to_non_empty_string, to_string};
-use crate::types::{AuthConfig, Role, ServerConfig, TokenConfig, TokenSecret};
+use crate::types::{
+    AuthConfig, ClientAuth, Role, ServerConfig, TlsConfig, TokenConfig, TokenSecret,
+};
 use std::net::SocketAddr;
 
 pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
@@ -57,6 +59,7 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
         .str_list("alert_service_labels", false)
         .unwrap_or(d.alert_service_labels);
     let auth = m.node("auth").map(|n| auth(n, m.cx)).unwrap_or_default();
+    let tls = m.node("tls").and_then(|n| tls(n, m.cx));
     m.finish();
     if enabled {
         check_exposure(node, &listen, &auth, cx);
@@ -70,7 +73,54 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> ServerConfig {
         otlp_grpc_listen,
         alert_service_labels,
         auth,
+        tls,
     }
+}
+
+/// `server.tls`: `cert` and `key` always; `client_auth` other than `none` needs `client_ca`,
+/// and a `client_ca` that nothing uses is a mistake worth saying.
+fn tls(node: &Node, cx: &mut Ctx) -> Option<TlsConfig> {
+    let location = cx.errs.location(node.pos);
+    let mut m = MapReader::new(node, "`server.tls`", cx);
+    let cert = m.path("cert", true);
+    let key = m.path("key", true);
+    let client_ca = m.path("client_ca", false);
+    let names: Vec<&str> = ClientAuth::ALL.iter().map(|c| c.as_str()).collect();
+    let given = m.enum_value("client_auth", false, &names);
+    m.finish();
+    let client_auth = match given.as_deref().and_then(ClientAuth::parse) {
+        Some(c) => c,
+        // A CA alone means "clients must present a certificate it signed".
+        None if client_ca.is_some() => ClientAuth::Required,
+        None => ClientAuth::None,
+    };
+    match (client_auth, &client_ca) {
+        (ClientAuth::Optional | ClientAuth::Required, None) => {
+            cx.error(
+                node.pos,
+                format!(
+                    "`server.tls.client_auth: {}` needs `client_ca`: the PEM file of the CA that signs the client certificates",
+                    client_auth.as_str()
+                ),
+            );
+            return None;
+        }
+        (ClientAuth::None, Some(_)) if given.is_some() => {
+            cx.error(
+                node.pos,
+                "`server.tls.client_ca` is set but `client_auth` is `none`, so no client certificate would be checked: expected `client_auth: required` (or `optional`), or no `client_ca`",
+            );
+            return None;
+        }
+        _ => {}
+    }
+    Some(TlsConfig {
+        cert: cert?,
+        key: key?,
+        client_ca,
+        client_auth,
+        location,
+    })
 }
 
 /// An enabled server needs tokens, or an explicit `unauthenticated: true` on loopback.

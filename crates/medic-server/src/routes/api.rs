@@ -25,6 +25,10 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Largest JSON body the API reads (a reason is a sentence, not a file).
 const MAX_BODY: usize = 16 * 1024;
 const MAX_REASON: usize = 2000;
+/// Longest incident id or service name a request may carry (the document's `maxLength`).
+const MAX_NAME: usize = 200;
+/// Most incidents one list answer holds.
+const MAX_LIMIT: usize = 1000;
 
 /// (method, path) of every route, as the OpenAPI document must list them.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -134,6 +138,9 @@ async fn list_incidents(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query.map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if let Some(s) = &q.service {
+        bounded("service", s)?;
+    }
     let wanted = match q.state.as_deref() {
         None => None,
         Some(s) => Some(IncidentState::parse(s).ok_or_else(|| {
@@ -143,7 +150,13 @@ async fn list_incidents(
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("`limit` must be 1 to {MAX_LIMIT}, found {limit}"),
+        ));
+    }
     let mut out: Vec<serde_json::Value> = Vec::new();
     let mut incidents = store(&state)?.incidents()?;
     incidents.sort_by(|a, b| b.opened.0.cmp(&a.opened.0).then(a.id.cmp(&b.id)));
@@ -175,6 +188,7 @@ async fn list_incidents(
 }
 
 async fn one_incident(State(state): State<ServerState>, Path(id): Path<String>) -> ApiResult {
+    bounded("id", &id)?;
     let s = store(&state)?;
     let inc = s
         .incident(&id)?
@@ -241,6 +255,17 @@ async fn policies(State(state): State<ServerState>) -> ApiResult {
     Ok(Json(json!({ "policies": reports })).into_response())
 }
 
+/// `value` of `what`, refused (400) when longer than the document allows.
+fn bounded(what: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().count() > MAX_NAME {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("`{what}` is longer than {MAX_NAME} characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn cut(s: &str) -> String {
     s.chars().take(80).collect()
 }
@@ -299,6 +324,7 @@ async fn answer(
     body: axum::body::Body,
     approved: bool,
 ) -> ApiResult {
+    bounded("id", &id)?;
     let reason = reason_of(body).await?;
     let s = store(&state)?;
     let inc = s

@@ -49,6 +49,15 @@ impl ServerMetrics {
             Denied::Unknown => "unknown_token",
             Denied::Forbidden { .. } => "forbidden",
         };
+        self.deny(reason);
+    }
+
+    /// Counts one TLS handshake refused for its client certificate (missing or untrusted).
+    pub fn client_cert_refused(&self) {
+        self.deny("client_cert");
+    }
+
+    fn deny(&self, reason: &str) {
         self.denied
             .get_or_create(&vec![("reason".to_string(), reason.to_string())])
             .inc();
