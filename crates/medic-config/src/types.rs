@@ -1041,6 +1041,8 @@ pub struct TokenConfig {
     pub secret: TokenSecret,
     /// Approver groups this token belongs to (a policy's `approval.approvers`).
     pub groups: Vec<String>,
+    /// After this moment the token is refused (401, "expired").
+    pub expires: Option<medic_core::Ts>,
     pub location: Location,
 }
 

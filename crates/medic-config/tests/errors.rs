@@ -759,3 +759,15 @@ fn server_tls_is_checked() {
     ));
     assert!(e.contains("unknown key `ca`"), "{e}");
 }
+
+#[test]
+fn token_expiry_must_be_a_time() {
+    let yaml = "server:\n  enabled: true\n  auth:\n    tokens:\n      - { name: a, role: viewer, env: T, expires: tomorrow }\n";
+    assert_eq!(
+        one_error(yaml),
+        "5:51: invalid `expires` in token `a`: expected an RFC 3339 time such as `2027-01-31T00:00:00Z`, found `tomorrow`"
+    );
+    let ok = "server:\n  enabled: true\n  auth:\n    tokens:\n      - { name: a, role: viewer, env: T, expires: \"2027-01-31T00:00:00Z\" }\n";
+    let cfg = common::load(ok).expect("valid");
+    assert!(cfg.server.auth.tokens[0].expires.is_some());
+}

@@ -56,7 +56,15 @@ pub enum Denied {
     Missing,
     Malformed(&'static str),
     Unknown,
-    Forbidden { identity: Identity, needed: Role },
+    /// A known token past its `expires`.
+    Expired {
+        name: String,
+        at: String,
+    },
+    Forbidden {
+        identity: Identity,
+        needed: Role,
+    },
 }
 
 impl Denied {
@@ -74,6 +82,10 @@ impl Denied {
             Denied::Unknown => (
                 StatusCode::UNAUTHORIZED,
                 "unknown token: it matches no token in `server.auth.tokens`".to_string(),
+            ),
+            Denied::Expired { name, at } => (
+                StatusCode::UNAUTHORIZED,
+                format!("token `{name}` expired at {at}: ask for a new one"),
             ),
             Denied::Forbidden { identity, needed } => (
                 StatusCode::FORBIDDEN,
@@ -108,6 +120,7 @@ struct Entry {
     name: String,
     role: Role,
     groups: Vec<String>,
+    expires: Option<medic_core::Ts>,
     hash: [u8; 32],
 }
 
@@ -190,6 +203,7 @@ fn read_entry(t: &TokenConfig, env: fn(&str) -> Option<String>) -> Result<Entry,
         name: t.name.clone(),
         role: t.role,
         groups: t.groups.clone(),
+        expires: t.expires,
         hash,
     })
 }
@@ -234,6 +248,7 @@ impl Auth {
                 name: name.to_string(),
                 role: *role,
                 groups: Vec::new(),
+                expires: None,
                 hash: sha256(token.as_bytes()),
             })
             .collect();
@@ -276,21 +291,30 @@ impl Auth {
     }
 
     /// Who sent `token`, if anyone.
-    fn identify(&self, token: &str) -> Option<Identity> {
+    fn identify(&self, token: &str) -> Result<Identity, Denied> {
         let h = sha256(token.as_bytes());
         let table = self.table.read().unwrap_or_else(|p| p.into_inner());
         // Every entry is compared, so the time taken says nothing about which one matched.
         let mut found = None;
         for e in table.iter() {
             if same(&e.hash, &h) && found.is_none() {
-                found = Some(Identity {
-                    name: e.name.clone(),
-                    role: e.role,
-                    groups: e.groups.clone(),
-                });
+                found = Some(e);
             }
         }
-        found
+        let e = found.ok_or(Denied::Unknown)?;
+        if let Some(at) = e.expires
+            && medic_core::Ts::now() >= at
+        {
+            return Err(Denied::Expired {
+                name: e.name.clone(),
+                at: at.to_rfc3339(),
+            });
+        }
+        Ok(Identity {
+            name: e.name.clone(),
+            role: e.role,
+            groups: e.groups.clone(),
+        })
     }
 
     /// The bearer token of `Authorization`, if well-formed.
@@ -326,9 +350,7 @@ impl Auth {
                 groups: Vec::new(),
             });
         }
-        let identity = self
-            .identify(token.ok_or(Denied::Missing)?)
-            .ok_or(Denied::Unknown)?;
+        let identity = self.identify(token.ok_or(Denied::Missing)?)?;
         if identity.role.grants(needed) {
             Ok(identity)
         } else {
@@ -427,6 +449,7 @@ mod tests {
             role,
             secret,
             groups: Vec::new(),
+            expires: None,
             location: Location {
                 file: "medic.yaml".into(),
                 line: 3,
@@ -442,6 +465,42 @@ mod tests {
             HeaderValue::from_str(v).expect("header"),
         );
         h
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_with_when() {
+        let sha = |t: &str| TokenSecret::Sha256(hex::encode(sha256(t.as_bytes())));
+        let old = TokenConfig {
+            expires: medic_core::Ts::parse_rfc3339("2020-01-01T00:00:00Z"),
+            ..tok("old", Role::Viewer, sha("old-secret"))
+        };
+        let new = TokenConfig {
+            expires: Some(medic_core::Ts::now().plus_secs(3600.0)),
+            ..tok("new", Role::Viewer, sha("new-secret"))
+        };
+        let auth = Auth::with_env(
+            &AuthConfig {
+                tokens: vec![old, new],
+                unauthenticated: false,
+            },
+            |_| None,
+        )
+        .expect("auth");
+        let denied = auth
+            .check(Some("old-secret"), Role::Viewer)
+            .expect_err("expired");
+        let (status, message) = denied.status_and_message();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            message,
+            "token `old` expired at 2020-01-01T00:00:00.000Z: ask for a new one"
+        );
+        assert_eq!(
+            auth.check(Some("new-secret"), Role::Viewer)
+                .expect("ok")
+                .name,
+            "new"
+        );
     }
 
     #[test]

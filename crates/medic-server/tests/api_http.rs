@@ -282,6 +282,7 @@ fn grouped_auth() -> Auth {
         role,
         secret: TokenSecret::Env(var.into()),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        expires: None,
         location: Default::default(),
     };
     let config = AuthConfig {

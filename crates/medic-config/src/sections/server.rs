@@ -197,6 +197,20 @@ fn token(item: &Node, cx: &mut Ctx) -> Option<TokenConfig> {
     let file = m.path("file", false);
     let env = m.field("env", false, to_non_empty_string);
     let groups = m.str_list("groups", false).unwrap_or_default();
+    let expires = m.field("expires", false, |n, label, cx| {
+        let text = to_string(n, label, cx)?;
+        let ts = medic_core::Ts::parse_rfc3339(text.trim());
+        if ts.is_none() {
+            cx.error(
+                n.pos,
+                format!(
+                    "invalid {label}: expected an RFC 3339 time such as `2027-01-31T00:00:00Z`, found `{}`",
+                    text.chars().take(60).collect::<String>()
+                ),
+            );
+        }
+        ts
+    });
     m.finish();
     // Counted by key, so an invalid value is reported once (by its reader), not twice.
     let given = item
@@ -225,6 +239,7 @@ fn token(item: &Node, cx: &mut Ctx) -> Option<TokenConfig> {
         role: role?,
         secret,
         groups,
+        expires,
         location,
     })
 }

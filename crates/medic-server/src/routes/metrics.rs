@@ -47,6 +47,7 @@ impl ServerMetrics {
             Denied::Missing => "missing",
             Denied::Malformed(_) => "malformed",
             Denied::Unknown => "unknown_token",
+            Denied::Expired { .. } => "expired",
             Denied::Forbidden { .. } => "forbidden",
         };
         self.deny(reason);

@@ -99,6 +99,7 @@ mod tests {
                     role: medic_config::Role::Viewer,
                     secret: medic_config::TokenSecret::Sha256(sha256_hex(&a)),
                     groups: Vec::new(),
+                    expires: None,
                     location: Default::default(),
                 }],
                 unauthenticated: false,
