@@ -843,7 +843,7 @@ impl Agent {
                 SymptomInput { window: w, samples }
             })
             .collect();
-        let alpha = medic_verify::ALPHA;
+        let alpha = self.cfg.agent.verification_alpha;
         let judgement = medic_verify::judge(
             window.as_ref().map(|_| ()).map_err(String::as_str),
             &inputs,

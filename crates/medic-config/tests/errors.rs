@@ -707,3 +707,12 @@ fn audit_signing_needs_a_key_and_a_file_outside_the_store() {
     );
     assert!(e.contains("outside the database file"), "{e}");
 }
+
+#[test]
+fn verification_alpha_must_be_a_small_probability() {
+    assert_eq!(
+        one_error("agent:\n  verification_alpha: 0.5\n"),
+        "2:23: invalid `verification_alpha` in `agent`: expected a significance level above 0 and at most 0.2, found `0.5`"
+    );
+    assert!(one_error("agent: { verification_alpha: -0.01 }\n").contains("found `-0.01`"));
+}
