@@ -712,7 +712,7 @@ impl Agent {
                     format!("; PromQL checks held: {}", checks.join(", "))
                 };
                 let rollout = rollout.map(|r| format!("; {r}")).unwrap_or_default();
-                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}{rollout}; {reason}", healthy_since.clock_time()));
+                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}{rollout}; {}", healthy_since.clock_time(), reason.trim_start_matches("clear for the window; ")));
                 Ok(())
             }
             (Verdict::Inconclusive, _) => {

@@ -343,7 +343,7 @@ fn describe(c: &SymptomCheck) -> String {
             fmt_p(t.p_worse)
         ),
         SymptomResult::TooFewSamples => {
-            format!("{} too few samples ({n}{medians}), {window}", c.symptom)
+            format!("{} too few samples ({n};{medians}), {window}", c.symptom)
         }
         SymptomResult::NotMeasured => {
             format!(
