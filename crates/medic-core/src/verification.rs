@@ -162,4 +162,16 @@ mod tests {
         }
         assert_eq!(Verdict::parse("maybe"), None);
     }
+
+    #[test]
+    fn outcomes_stored_before_inconclusive_existed_still_read() {
+        use crate::Outcome;
+        let old: Outcome =
+            serde_json::from_str(r#"{"outcome":"not_healed","reason":"r"}"#).expect("old");
+        assert_eq!(old, Outcome::NotHealed { reason: "r".into() });
+        let new = Outcome::Inconclusive { reason: "x".into() };
+        let json = serde_json::to_string(&new).expect("json");
+        assert_eq!(json, r#"{"outcome":"inconclusive","reason":"x"}"#);
+        assert_eq!(serde_json::from_str::<Outcome>(&json).expect("back"), new);
+    }
 }
