@@ -5,18 +5,22 @@ use crate::escalation::EscalationRecord;
 use crate::notify::Event;
 use crate::{Agent, AgentError, Stage, TaskResult, failpoint};
 use medic_core::{
-    Action, ActionKind, AuditEvent, Decision, Execution, ExecutionStatus, FindingKind,
-    IncidentState, Outcome, Symptom, stable_id,
+    Action, ActionKind, AuditEvent, CheckResult, Decision, Execution, ExecutionStatus, FindingKind,
+    IncidentState, Outcome, Symptom, Ts, Verdict, VerificationRecord, stable_id,
 };
 use medic_diagnose::DiagnosisContext;
 use medic_policy::History;
 use medic_store::BeginOutcome;
-use medic_verify::{Rollout, Verification, VerifyStatus};
+use medic_verify::{Rollout, Samples, SymptomInput, Verification, VerifyStatus};
 use std::time::Duration;
 
 /// Longest wait for one rollout health read: a hung API server must not leave the read
 /// "in flight" (and so never asked again) for the rest of the verification.
 const ROLLOUT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How far before the action the verdict's before-sample reaches (never before detection):
+/// the incident's anomalous period, bounded.
+const BEFORE_MAX_S: f64 = 600.0;
 
 impl Agent {
     pub(crate) async fn reconcile(&mut self, id: &str) -> Result<(), AgentError> {
@@ -643,6 +647,12 @@ impl Agent {
         let checks = crate::promql::checks_for(policy, &plan.action.target);
         self.prom_checks.remove(id);
         self.rollout_reads.remove(id);
+        // Sampled for the verdict from now on, also those verified without a finding of
+        // their own (a surge's golden signals); the others are sampled since their finding.
+        let now = self.now();
+        for s in &plan.verify {
+            self.detectors.watch(s, now);
+        }
         self.verifications.insert(
             id.to_string(),
             Verification::new(plan.verify.clone(), window, started, deadline).with_checks(checks),
@@ -719,21 +729,29 @@ impl Agent {
         }
         let status = v.observe_round(now, &states, &check_results, reading.as_ref());
         let rollout = rollout_note(v);
-        match status {
-            VerifyStatus::Pending { .. } => Ok(()),
+        let (window, after) = match &status {
+            VerifyStatus::Pending { .. } => return Ok(()),
             VerifyStatus::Healed {
                 healthy_since,
                 verified_at,
-            } => {
-                self.verifications.remove(id);
-                self.prom_checks.remove(id);
-                self.rollout_reads.remove(id);
-                if !checks.is_empty() {
-                    // Which PromQL checks held, for people and tests reading the store.
-                    let record = serde_json::json!({ "checks": checks, "results": check_results, "verified_at": verified_at });
-                    self.store
-                        .kv_set(&format!("verify_promql:{id}"), &record.to_string())?;
-                }
+            } => (Ok(()), (*healthy_since, *verified_at)),
+            VerifyStatus::NotHealed { reason } => (Err(reason.clone()), (v.started(), now)),
+        };
+        let record =
+            self.verification_record(id, window, after, now, rollout.clone(), &check_results);
+        self.verifications.remove(id);
+        self.prom_checks.remove(id);
+        self.rollout_reads.remove(id);
+        self.store.record_verification(&record)?;
+        let reason = record.reason.clone();
+        match (record.verdict, status) {
+            (
+                Verdict::Healed,
+                VerifyStatus::Healed {
+                    healthy_since,
+                    verified_at,
+                },
+            ) => {
                 let outcome = Outcome::Healed {
                     healthy_since,
                     verified_at,
@@ -747,6 +765,7 @@ impl Agent {
                     incident: id.to_string(),
                     outcome,
                     rollout: rollout.clone(),
+                    verification: Some(Box::new(record)),
                 })?;
                 self.audit(AuditEvent::IncidentResolved {
                     incident: id.to_string(),
@@ -765,13 +784,34 @@ impl Agent {
                     format!("; PromQL checks held: {}", checks.join(", "))
                 };
                 let rollout = rollout.map(|r| format!("; {r}")).unwrap_or_default();
-                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}{rollout}", healthy_since.clock_time()));
+                self.emit(id, Stage::Verified, format!("symptoms clear since {} ({since:.1}s after detection), held for the whole window{promql}{rollout}; {}", healthy_since.clock_time(), reason.trim_start_matches("clear for the window; ")));
                 Ok(())
             }
-            VerifyStatus::NotHealed { reason } => {
-                self.verifications.remove(id);
-                self.prom_checks.remove(id);
-                self.rollout_reads.remove(id);
+            (Verdict::Inconclusive, _) => {
+                // The symptoms cleared, so neither a retry nor a rollback of what may have
+                // been a good action: people get the evidence and decide.
+                let outcome = Outcome::Inconclusive {
+                    reason: reason.clone(),
+                };
+                self.audit(AuditEvent::VerificationInconclusive {
+                    incident: id.to_string(),
+                    outcome: outcome.clone(),
+                    verification: Box::new(record),
+                })?;
+                self.emit(id, Stage::Inconclusive, reason.clone());
+                let Some(inc) = self.incidents.get_mut(id) else {
+                    return Ok(());
+                };
+                inc.outcome = Some(outcome);
+                let escalation = inc.plan.as_ref().and_then(|p| p.escalation.clone());
+                self.escalate(
+                    id,
+                    &format!("verification inconclusive (not rolled back, not retried): {reason}"),
+                    escalation.as_deref(),
+                )
+                .await
+            }
+            (_, _) => {
                 let outcome = Outcome::NotHealed {
                     reason: reason.clone(),
                 };
@@ -779,6 +819,7 @@ impl Agent {
                     incident: id.to_string(),
                     outcome: outcome.clone(),
                     rollout,
+                    verification: Some(Box::new(record)),
                 })?;
                 self.emit(id, Stage::NotHealed, reason.clone());
                 let Some(inc) = self.incidents.get_mut(id) else {
@@ -821,6 +862,89 @@ impl Agent {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// The verdict and its evidence: the window's result, each verified symptom's metric
+    /// before the action (its anomalous period, at most [`BEFORE_MAX_S`] back, not before
+    /// detection) against `after` (the clean window, or the whole verification when the
+    /// window failed), the rollout and the PromQL checks.
+    fn verification_record(
+        &self,
+        id: &str,
+        window: Result<(), String>,
+        after: (Ts, Ts),
+        now: Ts,
+        rollout: Option<String>,
+        checks: &[(String, Option<bool>)],
+    ) -> VerificationRecord {
+        let inc = self.incidents.get(id);
+        let v = self.verifications.get(id);
+        let started = v.map(|v| v.started()).unwrap_or(now);
+        let acted = inc
+            .and_then(|i| {
+                i.executions
+                    .iter()
+                    .rev()
+                    .find(|e| e.status == ExecutionStatus::Succeeded)
+            })
+            .map_or(started, |e| e.started);
+        let detected = inc.map_or(acted, |i| i.detected_at());
+        let since = acted.plus_secs(-BEFORE_MAX_S).max(detected);
+        let values = |s: Option<medic_detect::SymptomSamples>| {
+            s.map(|s| {
+                (
+                    s.metric,
+                    s.better,
+                    s.samples.into_iter().map(|(_, v)| v).collect::<Vec<f64>>(),
+                )
+            })
+        };
+        let inputs: Vec<SymptomInput> = v
+            .map(|v| v.window_evidence())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| {
+                let before = values(self.detectors.symptom_samples(&w.symptom, since, acted));
+                let after = values(self.detectors.symptom_samples(&w.symptom, after.0, after.1));
+                let samples = match (before, after) {
+                    (Some((_, better, before)), Some((metric, _, after))) => Some(Samples {
+                        metric,
+                        better,
+                        before,
+                        after,
+                    }),
+                    _ => None,
+                };
+                SymptomInput { window: w, samples }
+            })
+            .collect();
+        let alpha = self.cfg.agent.verification_alpha;
+        let judgement = medic_verify::judge(
+            window.as_ref().map(|_| ()).map_err(String::as_str),
+            &inputs,
+            alpha,
+        );
+        VerificationRecord {
+            incident: id.to_string(),
+            attempt: inc.map_or(0, |i| i.executions.len() as u32),
+            started,
+            decided_at: now,
+            window_s: inc
+                .and_then(|i| i.plan.as_ref())
+                .map_or(0.0, |p| p.verification_window_s),
+            alpha,
+            verdict: judgement.verdict,
+            reason: judgement.reason,
+            symptoms: judgement.symptoms,
+            rollout,
+            checks: checks
+                .iter()
+                .map(|(expr, held)| CheckResult {
+                    expr: expr.clone(),
+                    held: *held,
+                })
+                .collect(),
         }
     }
 

@@ -14,6 +14,8 @@ pub enum Stage {
     Acted,
     Verified,
     NotHealed,
+    /// The symptoms cleared but the before/after test could not credit the action.
+    Inconclusive,
     RolledBack,
     Escalated,
     Closed,
@@ -31,6 +33,7 @@ impl Stage {
             Stage::Acted => "acted",
             Stage::Verified => "verified",
             Stage::NotHealed => "not healed",
+            Stage::Inconclusive => "inconclusive",
             Stage::RolledBack => "rolled back",
             Stage::Escalated => "escalated",
             Stage::Closed => "closed",

@@ -992,3 +992,307 @@ async fn autonomy_is_earned_by_a_verified_success() {
     assert_eq!(store.approval(&second.id).expect("read"), None);
     assert_eq!(actuator.done.lock().expect("lock").len(), 2);
 }
+
+/// A deploy of `api` followed by failing requests: the agent scales it out (the policy undoes
+/// that if verification fails). The feeder scrapes a request counter every 50 ms, stamped by
+/// the agent's clock, with whatever error share the test sets.
+fn metrics_config(settle: Duration) -> medic_config::Config {
+    let mut cfg = medic_config::Config::default();
+    cfg.agent.tick = Duration::from_millis(100);
+    cfg.agent.diagnosis_settle = settle;
+    cfg.detectors.error_rate.window = Duration::from_millis(200);
+    cfg.policies.push(Policy {
+        name: "scale-out-bad-deployment".into(),
+        causes: vec![Cause::BadDeployment],
+        action: ActionKind::ScaleWorkload,
+        confidence_threshold: 0.5,
+        mode: Mode::Auto,
+        max_attempts: 1,
+        verification_window: Duration::from_secs(3),
+        rollback_if_failed: true,
+        escalation: Some("oncall".into()),
+        ..Policy::default()
+    });
+    cfg.escalation.targets.push(EscalationTarget {
+        timeout: Duration::from_secs(2),
+        ..EscalationTarget::webhook("oncall", None)
+    });
+    cfg
+}
+
+/// Scrapes of `api`'s request counter until dropped; the error share is set through
+/// `errors` (per mille; negative: no traffic at all).
+struct Feeder {
+    errors: Arc<AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Feeder {
+    fn start(tx: mpsc::Sender<Signal>, clock: Arc<dyn Clock>) -> Feeder {
+        let errors = Arc::new(AtomicI64::new(0));
+        let share = errors.clone();
+        let task = tokio::spawn(async move {
+            let (mut ok, mut err, mut n) = (0.0, 0.0, 0u64);
+            loop {
+                // 20 requests a scrape; the errors spread evenly over them by a counter, so
+                // the share is exact over a window and varies a little between scrapes.
+                let per_mille = share.load(Ordering::SeqCst) as f64;
+                if per_mille < 0.0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                for _ in 0..20 {
+                    n += 1;
+                    if (n * 7919 % 1000) as f64 * 1.0 < per_mille {
+                        err += 1.0;
+                    } else {
+                        ok += 1.0;
+                    }
+                }
+                let sample = |code: &str, value: f64| medic_core::MetricSample {
+                    name: "http_requests_total".into(),
+                    labels: [("code".to_string(), code.to_string())]
+                        .into_iter()
+                        .collect(),
+                    value,
+                };
+                let s = Signal {
+                    ts: clock.now(),
+                    source: "metrics".into(),
+                    service: Some("api".into()),
+                    instance: Some("api-0".into()),
+                    payload: SignalPayload::Metrics {
+                        samples: vec![sample("200", ok), sample("500", err)],
+                    },
+                };
+                if tx.send(s).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Feeder { errors, task }
+    }
+
+    fn set_error_share(&self, share: f64) {
+        self.errors.store((share * 1000.0) as i64, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Healthy traffic, a deploy, 40 % errors until the scale-out is verifying; then `after`.
+/// `settle`: the diagnosis settle time, which is about how long the anomaly is sampled
+/// before the action (3 s: ~30 samples).
+async fn bad_deploy(
+    after: f64,
+    settle: Duration,
+    clock: Arc<JumpClock>,
+) -> (Arc<Store>, Arc<TestDoubleActuator>, Running, Feeder) {
+    let store = Arc::new(Store::open_in_memory().expect("store"));
+    let actuator = Arc::new(TestDoubleActuator::ok());
+    let agent = Agent::new(
+        metrics_config(settle),
+        store.clone(),
+        actuator.clone(),
+        clock.clone(),
+    )
+    .expect("agent");
+    let running = spawn(agent);
+    let feeder = Feeder::start(running.tx.clone(), clock.clone());
+    // Warm the error-ratio baseline up on healthy traffic.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running
+        .send(Signal {
+            ts: clock.now(),
+            source: "changes".into(),
+            service: None,
+            instance: None,
+            payload: SignalPayload::Change(medic_core::ChangeEvent {
+                kind: medic_core::ChangeKind::Deploy,
+                service: "api".into(),
+                start: clock.now(),
+                end: None,
+                from: Some("v1".into()),
+                to: Some("v2".into()),
+                description: String::new(),
+                author: None,
+            }),
+        })
+        .await;
+    feeder.set_error_share(0.4);
+    wait_for(&store, IncidentState::Verifying, Duration::from_secs(10)).await;
+    feeder.set_error_share(after);
+    (store, actuator, running, feeder)
+}
+
+/// The incident's stored verification, checked to carry `verdict`, and the kinds of its
+/// audit records.
+fn verdict_of(
+    store: &Store,
+    incident: &str,
+    verdict: medic_core::Verdict,
+) -> (medic_core::VerificationRecord, Vec<String>) {
+    let record = store
+        .verification(incident)
+        .expect("store")
+        .expect("a verification record");
+    assert_eq!(record.verdict, verdict, "{record:#?}");
+    let kinds = store
+        .audit_records()
+        .expect("records")
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    (record, kinds)
+}
+
+#[tokio::test]
+async fn an_action_that_helps_is_healed_with_its_before_after_record() {
+    let clock = Arc::new(JumpClock::default());
+    let (store, actuator, running, feeder) = bad_deploy(0.0, Duration::from_secs(3), clock).await;
+    let done = wait_for(&store, IncidentState::Resolved, Duration::from_secs(10)).await;
+    drop(feeder);
+    running.finish().await;
+    assert_eq!(actuator.done.lock().expect("lock").len(), 1);
+    assert!(
+        matches!(done.outcome, Some(Outcome::Healed { .. })),
+        "{done:#?}"
+    );
+    let (record, kinds) = verdict_of(&store, &done.id, medic_core::Verdict::Healed);
+    assert!(
+        kinds.iter().any(|k| k == "verification_passed"),
+        "{kinds:?}"
+    );
+    assert_eq!(record.attempt, 1);
+    let errors = record
+        .symptoms
+        .iter()
+        .find(|c| c.symptom.kind == medic_core::FindingKind::ErrorRate)
+        .unwrap_or_else(|| panic!("no error-rate check: {record:#?}"));
+    // Measured on both sides, and significantly better.
+    assert_eq!(
+        errors.result,
+        medic_core::SymptomResult::Improved,
+        "{record:#?}"
+    );
+    assert_eq!(errors.metric.as_deref(), Some("error_ratio"));
+    assert!(
+        errors.test.n_before >= 10 && errors.test.n_after >= 10,
+        "{errors:#?}"
+    );
+    assert!(
+        errors.test.before_median.is_some_and(|m| m > 0.2),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.test.after_median, Some(0.0), "{errors:#?}");
+    assert!(
+        errors.test.p_better.is_some_and(|p| p < 0.05),
+        "{errors:#?}"
+    );
+    // The audit carries the same record.
+    let passed = store
+        .audit_records()
+        .expect("records")
+        .into_iter()
+        .find(|r| r.kind == "verification_passed")
+        .expect("verification_passed");
+    assert!(
+        passed.payload.contains(r#""verdict":"healed""#),
+        "{}",
+        passed.payload
+    );
+    assert!(
+        passed.payload.contains(r#""result":"improved""#),
+        "{}",
+        passed.payload
+    );
+}
+
+#[tokio::test]
+async fn an_action_that_does_not_help_is_not_healed_rolled_back_and_escalated() {
+    let clock = Arc::new(JumpClock::default());
+    let (store, actuator, running, feeder) =
+        bad_deploy(0.4, Duration::from_secs(3), clock.clone()).await;
+    // Watched for a while, still failing; then past the deadline (3 s window × 3 + 30 s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    clock.0.store(45_000, Ordering::SeqCst);
+    let escalated = wait_for(&store, IncidentState::Escalated, Duration::from_secs(10)).await;
+    // The undo (scale back) runs after the escalation.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while actuator.done.lock().expect("lock").len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no rollback ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(feeder);
+    running.finish().await;
+    let actions: Vec<Action> = actuator
+        .done
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, a)| a.clone())
+        .collect();
+    assert_eq!(actions[0].kind, ActionKind::ScaleWorkload);
+    assert_eq!(actions[0].replicas, Some(2));
+    assert_eq!(actions[1].kind, ActionKind::ScaleWorkload);
+    assert_eq!(actions[1].replicas, Some(1), "the undo scales back");
+    assert!(
+        matches!(&escalated.outcome, Some(Outcome::NotHealed { reason }) if reason.contains("still anomalous: api/error_rate")),
+        "{escalated:#?}"
+    );
+    let (record, kinds) = verdict_of(&store, &escalated.id, medic_core::Verdict::NotHealed);
+    let errors = &record.symptoms[0];
+    assert_eq!(errors.symptom.kind, medic_core::FindingKind::ErrorRate);
+    // The metric did not move: no improvement on record either.
+    assert_ne!(
+        errors.result,
+        medic_core::SymptomResult::Improved,
+        "{record:#?}"
+    );
+    assert!(errors.test.n_after >= 5, "{errors:#?}");
+    for k in ["verification_failed", "rolled_back"] {
+        assert!(kinds.iter().any(|x| x == k), "missing {k} in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn too_little_data_and_a_gappy_window_are_inconclusive_and_not_rolled_back() {
+    // Acted on within 0.1 s of detection: a few samples before; afterwards the errors
+    // are gone but the traffic stops for a while, so the window has rounds without data.
+    let clock = Arc::new(JumpClock::default());
+    let (store, actuator, running, feeder) =
+        bad_deploy(0.0, Duration::from_millis(100), clock.clone()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    feeder.set_error_share(-1.0);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    feeder.set_error_share(0.0);
+    let escalated = wait_for(&store, IncidentState::Escalated, Duration::from_secs(15)).await;
+    // Give a wrong rollback the time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(feeder);
+    running.finish().await;
+    assert_eq!(actuator.done.lock().expect("lock").len(), 1, "rolled back?");
+    assert!(
+        matches!(&escalated.outcome, Some(Outcome::Inconclusive { reason }) if reason.contains("not shown to have helped")),
+        "{escalated:#?}"
+    );
+    let (record, kinds) = verdict_of(&store, &escalated.id, medic_core::Verdict::Inconclusive);
+    let errors = &record.symptoms[0];
+    assert_eq!(
+        errors.result,
+        medic_core::SymptomResult::TooFewSamples,
+        "{record:#?}"
+    );
+    assert!(!errors.window_strong, "{record:#?}");
+    assert!(errors.test.n_before < 5, "{record:#?}");
+    assert!(
+        kinds.iter().any(|k| k == "verification_inconclusive"),
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "rolled_back"), "{kinds:?}");
+}

@@ -91,6 +91,9 @@ pub struct AgentConfig {
     /// Decide and audit everything, change nothing: each action the guards allow is checked
     /// with the actuator's dry run (server-side where the platform has one) and recorded.
     pub dry_run: bool,
+    /// Significance level of verification's before/after test: a symptom counts as improved
+    /// when the one-sided Mann–Whitney p-value is below it.
+    pub verification_alpha: f64,
 }
 
 impl Default for AgentConfig {
@@ -100,6 +103,7 @@ impl Default for AgentConfig {
             diagnosis_settle: Duration::from_secs(3),
             change_lookback: Duration::from_secs(300),
             dry_run: false,
+            verification_alpha: 0.05,
         }
     }
 }

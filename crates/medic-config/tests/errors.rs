@@ -771,3 +771,12 @@ fn token_expiry_must_be_a_time() {
     let cfg = common::load(ok).expect("valid");
     assert!(cfg.server.auth.tokens[0].expires.is_some());
 }
+
+#[test]
+fn verification_alpha_must_be_a_small_probability() {
+    assert_eq!(
+        one_error("agent:\n  verification_alpha: 0.5\n"),
+        "2:23: invalid `verification_alpha` in `agent`: expected a significance level above 0 and at most 0.2, found `0.5`"
+    );
+    assert!(one_error("agent: { verification_alpha: -0.01 }\n").contains("found `-0.01`"));
+}

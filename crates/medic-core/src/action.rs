@@ -335,6 +335,9 @@ pub struct Execution {
 pub enum Outcome {
     /// Symptoms back within baseline for the whole verification window.
     Healed { healthy_since: Ts, verified_at: Ts },
-    /// Symptoms persisted or came back.
+    /// Symptoms persisted or came back, or a symptom's metric got significantly worse.
     NotHealed { reason: String },
+    /// The symptoms cleared, but the before/after test could not attribute the clearance to
+    /// the action (no significant improvement, or too little data with a weak window).
+    Inconclusive { reason: String },
 }

@@ -6,6 +6,7 @@ use crate::diagnosis::Diagnosis;
 use crate::finding::Finding;
 use crate::incident::{Decision, Plan};
 use crate::time::Ts;
+use crate::verification::VerificationRecord;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +80,10 @@ pub enum AuditEvent {
         /// one (absent in records written before it was recorded).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rollout: Option<String>,
+        /// The verification's typed record (per-symptom test, checks, verdict); absent in
+        /// records written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verification: Option<Box<VerificationRecord>>,
     },
     VerificationFailed {
         incident: String,
@@ -86,6 +91,15 @@ pub enum AuditEvent {
         /// As for `VerificationPassed`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rollout: Option<String>,
+        /// As for `VerificationPassed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verification: Option<Box<VerificationRecord>>,
+    },
+    /// The symptoms cleared but the before/after test could not credit the action.
+    VerificationInconclusive {
+        incident: String,
+        outcome: Outcome,
+        verification: Box<VerificationRecord>,
     },
     RolledBack {
         incident: String,
@@ -162,6 +176,7 @@ impl AuditEvent {
             AuditEvent::VerificationStarted { .. } => "verification_started",
             AuditEvent::VerificationPassed { .. } => "verification_passed",
             AuditEvent::VerificationFailed { .. } => "verification_failed",
+            AuditEvent::VerificationInconclusive { .. } => "verification_inconclusive",
             AuditEvent::RolledBack { .. } => "rolled_back",
             AuditEvent::Escalated { .. } => "escalated",
             AuditEvent::IncidentClosed { .. } => "incident_closed",
@@ -193,6 +208,7 @@ impl AuditEvent {
             | AuditEvent::VerificationStarted { incident, .. }
             | AuditEvent::VerificationPassed { incident, .. }
             | AuditEvent::VerificationFailed { incident, .. }
+            | AuditEvent::VerificationInconclusive { incident, .. }
             | AuditEvent::RolledBack { incident, .. }
             | AuditEvent::Escalated { incident, .. }
             | AuditEvent::IncidentClosed { incident, .. }

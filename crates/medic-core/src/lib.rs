@@ -12,6 +12,7 @@ pub mod quantity;
 pub mod signal;
 pub mod time;
 pub mod topology;
+pub mod verification;
 pub mod window;
 
 pub use action::{
@@ -30,6 +31,9 @@ pub use signal::{
 };
 pub use time::{Clock, ManualClock, SystemClock, Ts};
 pub use topology::{EdgeOrigin, EdgeReport, LiveTopology, Topology};
+pub use verification::{
+    CheckResult, Comparison, Direction, SymptomCheck, SymptomResult, Verdict, VerificationRecord,
+};
 pub use window::TimeWindow;
 
 /// A stable short hash (first 16 hex chars of SHA-256) used for ids and idempotency keys, so

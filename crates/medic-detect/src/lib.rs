@@ -14,11 +14,13 @@ mod counter;
 pub mod detectors;
 mod episode;
 pub mod patterns;
+mod samples;
 pub mod series;
 pub mod template;
 
 pub use baseline::Baseline;
 pub use correlator::{Assignment, Correlator, IncidentView};
+pub use samples::SymptomSamples;
 
 use medic_config::DetectorsConfig;
 use medic_core::{
@@ -58,6 +60,8 @@ pub trait Detector: Send {
 pub struct Detectors {
     detectors: Vec<Box<dyn Detector>>,
     services: BTreeSet<String>,
+    /// Recent metric values of the symptoms findings were raised for.
+    rings: samples::Rings,
 }
 
 impl Detectors {
@@ -65,6 +69,7 @@ impl Detectors {
         Detectors {
             detectors: detectors::registered(cfg),
             services: BTreeSet::new(),
+            rings: samples::Rings::new(),
         }
     }
 
@@ -74,6 +79,9 @@ impl Detectors {
         let mut out = Vec::new();
         for d in &mut self.detectors {
             d.observe(s, &mut out);
+        }
+        for f in &out {
+            self.rings.watch(&f.symptom(), f.ts);
         }
         out
     }
@@ -85,7 +93,34 @@ impl Detectors {
         for d in &mut self.detectors {
             d.evaluate(now, &mut out);
         }
+        for f in &out {
+            self.rings.watch(&f.symptom(), f.ts);
+        }
+        let detectors = &self.detectors;
+        self.rings.sample(now, |symptom, now| {
+            detectors.iter().find_map(|d| d.describe(symptom, now))
+        });
         out
+    }
+
+    /// Keeps sampling `symptom`'s metric (at every [`Detectors::evaluate`]) for the next
+    /// hour: for symptoms verified without a finding of their own.
+    pub fn watch(&mut self, symptom: &Symptom, now: Ts) {
+        self.rings.watch(symptom, now);
+    }
+
+    /// The values of the metric behind `symptom` sampled in `[since, until]` (one per
+    /// evaluation, at most the last 720), for the before/after test; `None` when the
+    /// symptom is not watched or no detector describes it.
+    pub fn symptom_samples(
+        &self,
+        symptom: &Symptom,
+        since: Ts,
+        until: Ts,
+    ) -> Option<SymptomSamples> {
+        self.rings
+            .samples(symptom, since, until)
+            .filter(|s| !s.metric.is_empty())
     }
 
     /// Current judgement of a symptom, for the verifier. `Unknown` when no enabled detector
@@ -130,7 +165,9 @@ impl Detectors {
 
     /// Stored entries across all detectors (bounded whatever the input).
     pub fn footprint(&self) -> usize {
-        self.detectors.iter().map(|d| d.footprint()).sum::<usize>() + self.services.len()
+        self.detectors.iter().map(|d| d.footprint()).sum::<usize>()
+            + self.services.len()
+            + self.rings.footprint()
     }
 
     fn remember_service(&mut self, s: &Signal) {

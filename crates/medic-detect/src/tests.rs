@@ -95,6 +95,36 @@ fn signals_are_routed_and_services_remembered() {
 }
 
 #[test]
+fn a_findings_symptom_is_sampled_at_every_evaluation() {
+    let mut d = Detectors::new(&DetectorsConfig::default());
+    let web = sym("web", FindingKind::TargetDown);
+    d.observe(&target_down(1_000, "web", "web-0"));
+    // Nothing watched before a finding or a request.
+    assert_eq!(d.symptom_samples(&web, Ts(0), Ts(i64::MAX)), None);
+    let found = d.observe(&target_down(2_000, "web", "web-0"));
+    assert_eq!(found.len(), 1);
+    for t in 3..=6 {
+        d.evaluate(Ts(t * 1_000));
+    }
+    let s = d
+        .symptom_samples(&web, Ts(0), Ts(i64::MAX))
+        .expect("watched");
+    assert_eq!(s.metric, "targets_down");
+    assert_eq!(s.better, medic_core::Direction::LowerIsBetter);
+    let values: Vec<f64> = s.samples.iter().map(|(_, v)| *v).collect();
+    assert_eq!(values, vec![1.0; 4]);
+    let window = d
+        .symptom_samples(&web, Ts(4_000), Ts(5_000))
+        .expect("watched");
+    assert_eq!(window.samples.len(), 2);
+    // Asked for without a finding: watched from then on, once a detector describes it.
+    let api = sym("api", FindingKind::ErrorRate);
+    d.watch(&api, Ts(7_000));
+    d.evaluate(Ts(7_000));
+    assert_eq!(d.symptom_samples(&api, Ts(0), Ts(i64::MAX)), None);
+}
+
+#[test]
 fn detectors_can_move_between_threads() {
     fn assert_send<T: Send>() {}
     assert_send::<Detectors>();

@@ -212,9 +212,25 @@ async fn roles_answers_pause_and_errors() {
     )
     .await;
     assert_eq!(s, 409);
+    api.store
+        .record_verification(&medic_core::VerificationRecord {
+            incident: "inc-1".into(),
+            attempt: 1,
+            started: Ts(1),
+            decided_at: Ts(2),
+            window_s: 30.0,
+            alpha: 0.05,
+            verdict: medic_core::Verdict::Inconclusive,
+            reason: "no significant change".into(),
+            symptoms: Vec::new(),
+            rollout: None,
+            checks: Vec::new(),
+        })
+        .expect("record");
     let (s, one) = call("GET", &url("/api/v1/incidents/inc-1"), Some(VIEWER), None).await;
     assert_eq!(s, 200);
     assert_eq!(one["approval"]["by"], "alice");
+    assert_eq!(one["verifications"][0]["verdict"], "inconclusive", "{one}");
     let audit = api.store.audit_records().expect("audit");
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].kind, "approval_answered");

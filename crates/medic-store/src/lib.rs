@@ -15,6 +15,7 @@ mod kv;
 mod schema;
 #[doc(hidden)]
 pub mod testing;
+mod verifications;
 
 pub use audit::AuditReport;
 pub use error::StoreError;

@@ -4,9 +4,9 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The version this code writes. Add a step to `STEPS` and bump this for every change.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
-const STEPS: [&str; 3] = [
+pub(crate) const STEPS: [&str; 4] = [
     r#"
 CREATE TABLE IF NOT EXISTS audit (
     seq       INTEGER PRIMARY KEY,
@@ -82,6 +82,19 @@ CREATE TABLE IF NOT EXISTS pause (
     reason  TEXT NOT NULL,
     at      INTEGER NOT NULL
 );
+"#,
+    r#"
+-- What each verification found (the window, each symptom's before/after test, checks,
+-- rollout) and its verdict: one per incident and attempt.
+CREATE TABLE IF NOT EXISTS verifications (
+    incident   TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    verdict    TEXT NOT NULL,
+    decided_at INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (incident, attempt)
+);
+CREATE INDEX IF NOT EXISTS verifications_by_verdict ON verifications(verdict, decided_at);
 "#,
 ];
 

@@ -730,3 +730,131 @@ mod signed {
         assert!(SigningKey::load(&s.file).is_err());
     }
 }
+
+fn verification_record(
+    incident: &str,
+    attempt: u32,
+    verdict: medic_core::Verdict,
+) -> medic_core::VerificationRecord {
+    use medic_core::{CheckResult, Comparison, Direction, Symptom, SymptomCheck, SymptomResult};
+    medic_core::VerificationRecord {
+        incident: incident.into(),
+        attempt,
+        started: Ts(1_000),
+        decided_at: Ts(31_000),
+        window_s: 30.0,
+        alpha: 0.05,
+        verdict,
+        reason: "clear for the window; checkout/error_rate improved".into(),
+        symptoms: vec![SymptomCheck {
+            symptom: Symptom {
+                service: "checkout".into(),
+                kind: FindingKind::ErrorRate,
+            },
+            metric: Some("error_ratio".into()),
+            better: Direction::LowerIsBetter,
+            test: Comparison {
+                n_before: 40,
+                n_after: 30,
+                thin: 1,
+                inflation: 2.5,
+                before_median: Some(0.31),
+                after_median: Some(0.004),
+                p_better: Some(1e-7),
+                p_worse: Some(1.0),
+                effect: Some(1.0),
+            },
+            result: SymptomResult::Improved,
+            clear_rounds: 30,
+            window_strong: true,
+        }],
+        rollout: Some("rollout settled (2/2 available)".into()),
+        checks: vec![CheckResult {
+            expr: "up == 1".into(),
+            held: Some(true),
+        }],
+    }
+}
+
+#[test]
+fn verification_records_round_trip_latest_attempt_last() {
+    use medic_core::Verdict;
+    let (_dir, path, store) = store_with(0);
+    assert_eq!(store.verification("inc-1").unwrap(), None);
+    let first = verification_record("inc-1", 1, Verdict::NotHealed);
+    let second = verification_record("inc-1", 2, Verdict::Healed);
+    store.record_verification(&second).unwrap();
+    store.record_verification(&first).unwrap();
+    store
+        .record_verification(&verification_record("inc-2", 1, Verdict::Inconclusive))
+        .unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.verifications("inc-1").unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(store.verification("inc-1").unwrap(), Some(second));
+    // A re-run of the same attempt replaces it.
+    let rerun = medic_core::VerificationRecord {
+        verdict: Verdict::Inconclusive,
+        ..first.clone()
+    };
+    store.record_verification(&rerun).unwrap();
+    assert_eq!(store.verifications("inc-1").unwrap()[0], rerun);
+    // The verdict column agrees with the body.
+    let conn = Connection::open(&path).unwrap();
+    let verdict: String = conn
+        .query_row(
+            "SELECT verdict FROM verifications WHERE incident = 'inc-2'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(verdict, "inconclusive");
+    // A corrupt body is an error that names the record, not a panic.
+    conn.execute(
+        "UPDATE verifications SET body = '{\"truncated' WHERE incident = 'inc-2'",
+        [],
+    )
+    .unwrap();
+    let err = store.verifications("inc-2").unwrap_err().to_string();
+    assert!(err.contains("verification of inc-2 attempt 1"), "{err}");
+}
+
+#[test]
+fn a_version_3_store_gains_the_verifications_table_and_keeps_its_data() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for step in &schema::STEPS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO kv (key, value) VALUES ('verify_promql:old', '{\"checks\":[]}')",
+            [],
+        )
+        .unwrap();
+        let no_table: Result<i64, _> =
+            conn.query_row("SELECT count(*) FROM verifications", [], |r| r.get(0));
+        assert!(no_table.is_err(), "v3 has no verifications table");
+    }
+    let store = Store::open(&path).unwrap();
+    let v: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 4);
+    assert_eq!(
+        store.kv_get("verify_promql:old").unwrap().as_deref(),
+        Some("{\"checks\":[]}")
+    );
+    let rec = verification_record("inc-9", 1, medic_core::Verdict::Healed);
+    store.record_verification(&rec).unwrap();
+    assert_eq!(store.verification("inc-9").unwrap(), Some(rec));
+    // Opening again is a no-op.
+    drop(store);
+    Store::open(&path).unwrap();
+}

@@ -26,6 +26,17 @@ pub struct BeforeAfter {
 }
 
 pub fn before_after(before: &[f64], after: &[f64]) -> BeforeAfter {
+    before_after_inflated(before, after, 1.0)
+}
+
+/// [`before_after`] with the variance of U multiplied by `inflation` (≥ 1): the allowance
+/// for autocorrelated samples, whose rank sums vary more than independent ones' do.
+pub(crate) fn before_after_inflated(before: &[f64], after: &[f64], inflation: f64) -> BeforeAfter {
+    let inflation = if inflation.is_finite() {
+        inflation.max(1.0)
+    } else {
+        1.0
+    };
     let before: Vec<f64> = before.iter().copied().filter(|v| v.is_finite()).collect();
     let after: Vec<f64> = after.iter().copied().filter(|v| v.is_finite()).collect();
     let (n1, n2) = (before.len(), after.len());
@@ -70,7 +81,7 @@ pub fn before_after(before: &[f64], after: &[f64]) -> BeforeAfter {
     let (n1f, n2f, nf) = (n1 as f64, n2 as f64, n as f64);
     let u_after = rank_sum_after - n2f * (n2f + 1.0) / 2.0;
     let mean = n1f * n2f / 2.0;
-    let variance = n1f * n2f / 12.0 * ((nf + 1.0) - tie_term / (nf * (nf - 1.0)));
+    let variance = inflation * n1f * n2f / 12.0 * ((nf + 1.0) - tie_term / (nf * (nf - 1.0)));
     result.u_after = u_after;
     result.prob_lower = 1.0 - u_after / (n1f * n2f);
     if variance <= 0.0 {
@@ -84,7 +95,7 @@ pub fn before_after(before: &[f64], after: &[f64]) -> BeforeAfter {
     result
 }
 
-fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -48,13 +48,20 @@ impl Track {
             SymptomState::Anomalous => {
                 self.clear_since = None;
                 self.last_clear = None;
+                self.clear_rounds = 0;
+                self.unknown_rounds = 0;
             }
             SymptomState::Clear => {
                 self.clear_since.get_or_insert(now);
                 self.last_clear = Some(now);
+                self.clear_rounds = self.clear_rounds.saturating_add(1);
             }
-            // No data neither starts nor breaks a clean period.
-            SymptomState::Unknown => {}
+            // No data neither starts nor breaks a clean period, but it weakens it.
+            SymptomState::Unknown => {
+                if self.clear_since.is_some() {
+                    self.unknown_rounds = self.unknown_rounds.saturating_add(1);
+                }
+            }
         }
     }
 }
@@ -67,6 +74,23 @@ struct Track {
     last_clear: Option<Ts>,
     /// The most recent judgement; `None` until the first observation.
     latest: Option<SymptomState>,
+    /// Rounds judged Clear, and rounds without data, in the current clean period.
+    clear_rounds: u32,
+    unknown_rounds: u32,
+}
+
+/// Fewest Clear rounds (and no round without data) for a clean window to count as strong
+/// evidence on its own, where the before/after test has too few samples.
+pub const MIN_STRONG_ROUNDS: u32 = 3;
+
+/// What the window saw of one symptom over its current clean period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowEvidence {
+    pub symptom: Symptom,
+    pub clear_rounds: u32,
+    /// Clear in every round of the clean period (never without data), for at least
+    /// [`MIN_STRONG_ROUNDS`] rounds.
+    pub strong: bool,
 }
 
 /// What the platform said about the acted-on workload's rollout in one verification round.
@@ -236,6 +260,20 @@ impl Verification {
             self.rollout.update(now, r);
         }
         self.observe_with_checks(now, states, checks)
+    }
+
+    /// Each symptom's clean period as the window saw it, for the verdict.
+    pub fn window_evidence(&self) -> Vec<WindowEvidence> {
+        self.tracks
+            .iter()
+            .map(|(s, t)| WindowEvidence {
+                symptom: s.clone(),
+                clear_rounds: t.clear_rounds,
+                strong: t.clear_since.is_some()
+                    && t.unknown_rounds == 0
+                    && t.clear_rounds >= MIN_STRONG_ROUNDS,
+            })
+            .collect()
     }
 
     /// When verification began: observations from before it do not count.

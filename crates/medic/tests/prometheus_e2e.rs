@@ -367,13 +367,12 @@ fn alert_from_real_prometheus_and_alertmanager_heals_a_bad_deployment() {
     // Verified, and through PromQL.
     assert_eq!(inc.state, IncidentState::Resolved, "{inc:#?}");
     let record = store
-        .kv_get(&format!("verify_promql:{}", inc.id))
-        .expect("kv")
-        .expect("verify_promql record");
-    let record: serde_json::Value = serde_json::from_str(&record).expect("json");
-    let results = record["results"].as_array().expect("results");
-    assert_eq!(results.len(), 1, "{record}");
-    assert_eq!(results[0][1], serde_json::Value::Bool(true), "{record}");
+        .verification(&inc.id)
+        .expect("store")
+        .expect("verification record");
+    assert_eq!(record.verdict, medic_core::Verdict::Healed, "{record:#?}");
+    assert_eq!(record.checks.len(), 1, "{record:#?}");
+    assert_eq!(record.checks[0].held, Some(true), "{record:#?}");
     assert!(store.verify_audit().expect("audit").broken.is_none());
     let log = std::fs::read_to_string(tmp.join("medic.log")).unwrap_or_default();
     assert!(log.contains("PromQL checks held"), "{log}");

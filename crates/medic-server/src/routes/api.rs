@@ -195,7 +195,14 @@ async fn one_incident(State(state): State<ServerState>, Path(id): Path<String>) 
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no incident `{}`", cut(&id))))?;
     let audit = s.audit_records_for(&id)?;
     let approval = s.approval(&id)?;
-    Ok(Json(json!({ "incident": inc, "approval": approval, "audit": audit })).into_response())
+    let verifications = s.verifications(&id)?;
+    Ok(Json(json!({
+        "incident": inc,
+        "approval": approval,
+        "verifications": verifications,
+        "audit": audit,
+    }))
+    .into_response())
 }
 
 async fn approvals(State(state): State<ServerState>) -> ApiResult {
