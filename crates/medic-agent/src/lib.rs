@@ -127,6 +127,8 @@ pub struct Agent {
     /// Incidents whose last reconcile step failed: when to try again, and how many failures
     /// in a row (the wait doubles, up to `STEP_RETRY_MAX_S`).
     step_backoff: HashMap<String, (Ts, u32)>,
+    /// Incidents whose last step said when it next has something to do ([`reconcile::Next`]).
+    wake_at: HashMap<String, Ts>,
     /// Tests: reconcile steps of incidents on this service fail.
     fail_steps_of: Option<String>,
     /// Signs the audit chain's head now and then (`store.audit_signing`).
@@ -180,6 +182,7 @@ impl Agent {
             rollout_reads: HashMap::new(),
             rollout_in_flight: Default::default(),
             step_backoff: HashMap::new(),
+            wake_at: HashMap::new(),
             fail_steps_of: None,
             detectors: Detectors::new(&cfg.detectors),
             correlator: Correlator::new(&cfg.correlation),
@@ -376,7 +379,7 @@ impl Agent {
         self.fail_steps_of = Some(service.to_string());
     }
 
-    async fn reconcile_checked(&mut self, id: &str) -> Result<(), AgentError> {
+    async fn reconcile_checked(&mut self, id: &str) -> Result<reconcile::Next, AgentError> {
         if let Some(s) = &self.fail_steps_of
             && self
                 .incidents
@@ -429,16 +432,33 @@ impl Agent {
             .map(|i| i.id.clone())
             .collect();
         for id in active {
+            let waiting = |m: &HashMap<String, Ts>| m.get(&id).is_some_and(|at| now.0 < at.0);
             if self
                 .step_backoff
                 .get(&id)
                 .is_some_and(|(at, _)| now.0 < at.0)
+                || waiting(&self.wake_at)
             {
                 continue;
             }
             match self.reconcile_checked(&id).await {
-                Ok(()) => {
+                Ok(next) => {
                     self.step_backoff.remove(&id);
+                    match next {
+                        reconcile::Next::Tick | reconcile::Next::Done => {
+                            self.wake_at.remove(&id);
+                        }
+                        reconcile::Next::After(d) => {
+                            self.wake_at
+                                .insert(id.clone(), now.plus_secs(d.as_secs_f64()));
+                        }
+                        reconcile::Next::WaitForChange => {
+                            self.wake_at.insert(
+                                id.clone(),
+                                now.plus_secs(reconcile::RESULT_WAIT.as_secs_f64()),
+                            );
+                        }
+                    }
                 }
                 Err(e) => self.step_failed(&id, now, &e),
             }

@@ -22,18 +22,53 @@ const ROLLOUT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// the incident's anomalous period, bounded.
 const BEFORE_MAX_S: f64 = 600.0;
 
+/// How often an incident waiting for a person looks for the answer (the API and the CLI
+/// write it to the store; nothing else announces it).
+const APPROVAL_POLL: Duration = Duration::from_secs(1);
+
+/// The longest an incident waiting for an action's result goes unlooked-at: the result
+/// wakes it, and this bounds a result that was lost (a task that panicked).
+pub(crate) const RESULT_WAIT: Duration = Duration::from_secs(5);
+
+/// What a reconcile step says should happen next to its incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Look again at the next tick: the step watches something every round (diagnosis
+    /// settling, verification rounds).
+    Tick,
+    /// Nothing to do before then (an approval is polled, not watched every tick).
+    After(Duration),
+    /// Waiting for something that announces itself (an action task's result); looked at
+    /// again when it arrives, or after `[`RESULT_WAIT`] at the latest.
+    WaitForChange,
+    /// Closed, resolved or escalated: no more steps.
+    Done,
+}
+
 impl Agent {
-    pub(crate) async fn reconcile(&mut self, id: &str) -> Result<(), AgentError> {
+    pub(crate) async fn reconcile(&mut self, id: &str) -> Result<Next, AgentError> {
         let Some(state) = self.incidents.get(id).map(|i| i.state) else {
-            return Ok(());
+            return Ok(Next::Done);
         };
         match state {
-            IncidentState::Open => self.maybe_diagnose(id),
-            IncidentState::Diagnosed => self.plan_and_decide(id).await,
-            IncidentState::AwaitingApproval => self.check_approval(id).await,
-            IncidentState::Acting => self.ensure_dispatched(id),
-            IncidentState::Verifying => self.verify(id).await,
-            _ => Ok(()),
+            IncidentState::Open => self.maybe_diagnose(id)?,
+            IncidentState::Diagnosed => self.plan_and_decide(id).await?,
+            IncidentState::AwaitingApproval => self.check_approval(id).await?,
+            IncidentState::Acting => self.ensure_dispatched(id)?,
+            IncidentState::Verifying => self.verify(id).await?,
+            _ => {}
+        }
+        Ok(self.next_step(id))
+    }
+
+    /// What the incident's state after a step asks for next.
+    fn next_step(&self, id: &str) -> Next {
+        match self.incidents.get(id).map(|i| i.state) {
+            None => Next::Done,
+            Some(s) if s.is_terminal() => Next::Done,
+            Some(IncidentState::AwaitingApproval) => Next::After(APPROVAL_POLL),
+            Some(IncidentState::Acting) if self.in_flight.contains_key(id) => Next::WaitForChange,
+            Some(_) => Next::Tick,
         }
     }
 
@@ -513,7 +548,11 @@ impl Agent {
                 incident,
                 key,
                 result,
-            } => self.on_action_result(&incident, &key, result).await,
+            } => {
+                // The change it waited for: its next step is due now.
+                self.wake_at.remove(&incident);
+                self.on_action_result(&incident, &key, result).await
+            }
             TaskResult::PromEvidence { incident, evidence } => {
                 self.prom_evidence
                     .insert(incident, crate::PromEvidence::Ready(evidence));
