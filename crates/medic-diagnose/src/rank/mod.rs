@@ -39,6 +39,17 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
+    /// Whether an anomaly of this kind can explain a symptom of `symptom`'s kind: latency
+    /// propagates as latency, failures as failures (errors and availability are one
+    /// family), and a node's own resources can cause anything.
+    pub fn explains(self, symptom: MetricKind) -> bool {
+        let family = |k: MetricKind| match k {
+            MetricKind::Availability => MetricKind::Errors,
+            k => k,
+        };
+        self == MetricKind::Resource || family(self) == family(symptom)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_lowercase().as_str() {
             "latency" | "duration" => Self::Latency,
@@ -93,6 +104,10 @@ pub struct RankParams {
     /// The incident window: points in [symptom − before, symptom + after] are scored.
     pub window_before_s: f64,
     pub window_after_s: f64,
+    /// A cause shows no earlier than this before the symptom: window points before
+    /// `symptom − onset` are the pre-incident reference, and a series already that anomalous
+    /// there (a drifted or chronically bad metric) is credited only with what it adds since.
+    pub onset_s: f64,
     pub strategy: Strategy,
 }
 
@@ -104,6 +119,7 @@ impl Default for RankParams {
             threshold: 5.0,
             window_before_s: 900.0,
             window_after_s: 900.0,
+            onset_s: 300.0,
             strategy: Strategy::default(),
         }
     }
@@ -126,8 +142,15 @@ pub struct MetricEvidence {
     pub peak_ts: f64,
     pub baseline_median: f64,
     pub baseline_scale: f64,
-    /// Robust z at the peak, signed so that positive is worse.
+    /// Robust z at the peak (from the onset on), signed so that positive is worse.
     pub z: f64,
+    /// The largest z before the onset (None: no point there).
+    pub pre_z: Option<f64>,
+    /// `z` less any anomaly already there before the onset: what the ranking uses.
+    pub onset_z: f64,
+    /// Whether this kind can explain the symptom (see `MetricKind::explains`); only
+    /// relevant series count toward the node's anomaly.
+    pub relevant: bool,
     /// First time in the window the z reached the threshold.
     pub first_anomalous: Option<f64>,
 }
@@ -136,7 +159,7 @@ pub struct MetricEvidence {
 pub struct Candidate {
     pub node: String,
     pub score: f64,
-    /// The node's own anomaly: the largest z over its series (0 without evidence).
+    /// The node's own anomaly: the largest onset z over its relevant series (0 without).
     pub anomaly: f64,
     pub first_anomalous: Option<f64>,
     /// The most anomalous callee, which may explain this node's anomaly.
@@ -215,12 +238,13 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
         let Some(id) = graph.id(&s.node) else {
             continue;
         };
-        let window: Vec<Point> = s
+        let onset = sym.ts - params.onset_s;
+        let (window, pre): (Vec<Point>, Vec<Point>) = s
             .points
             .iter()
             .copied()
             .filter(|p| p.ts >= lo && p.ts <= hi)
-            .collect();
+            .partition(|p| p.ts >= onset);
         let base = match input.baseline {
             Baseline::Series(_) => baseline_index
                 .get(&(s.node.as_str(), s.kind, s.name.as_str()))
@@ -237,7 +261,9 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
             skipped_empty += 1;
             continue;
         };
-        if s.node == sym.node && s.kind == sym.kind && z >= params.threshold {
+        let pre_z = anomaly::peak(s.kind, base, &pre, f64::INFINITY).map(|p| p.0);
+        let onset_z = z - pre_z.unwrap_or(0.0).max(0.0);
+        if s.node == sym.node && s.kind == sym.kind && onset_z >= params.threshold {
             symptom_anomalous = true;
         }
         evidence[id].push(MetricEvidence {
@@ -248,6 +274,9 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
             baseline_median: base.median,
             baseline_scale: base.scale,
             z,
+            pre_z,
+            onset_z,
+            relevant: s.kind.explains(sym.kind),
             first_anomalous: first,
         });
     }
@@ -267,11 +296,21 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
         }
     }
     for e in &mut evidence {
-        e.sort_by(|a, b| b.z.total_cmp(&a.z).then_with(|| a.name.cmp(&b.name)));
+        e.sort_by(|a, b| {
+            (b.relevant, b.onset_z)
+                .partial_cmp(&(a.relevant, a.onset_z))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.name.cmp(&b.name))
+        });
     }
     let anomaly: Vec<f64> = evidence
         .iter()
-        .map(|e| e.first().map_or(0.0, |m| m.z.max(0.0)))
+        .map(|e| {
+            e.iter()
+                .filter(|m| m.relevant)
+                .map(|m| m.onset_z)
+                .fold(0.0, f64::max)
+        })
         .collect();
     let scores = score::score(
         params.strategy,

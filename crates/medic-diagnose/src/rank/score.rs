@@ -110,7 +110,7 @@ fn walk(
 
 /// The change of a series in its own units, positive when worse.
 pub(crate) fn delta(e: &MetricEvidence) -> f64 {
-    e.z * e.baseline_scale
+    e.onset_z * e.baseline_scale
 }
 
 /// The largest z of `v`'s series after removing the share its callees' changes explain.
@@ -123,10 +123,10 @@ fn unexplained(g: &CallGraph, v: usize, cands: &[usize], evidence: &[Vec<MetricE
         .collect();
     evidence[v]
         .iter()
-        .filter(|e| e.z > 0.0)
+        .filter(|e| e.relevant && e.onset_z > 0.0)
         .map(|e| {
             if e.kind == MetricKind::Resource {
-                return e.z;
+                return e.onset_z;
             }
             let own = delta(e);
             // The same statistic of the same kind at a callee; failing that, the kind's
@@ -139,7 +139,7 @@ fn unexplained(g: &CallGraph, v: usize, cands: &[usize], evidence: &[Vec<MetricE
                     exact.or_else(|| same.map(delta).reduce(f64::max))
                 })
                 .fold(0.0, f64::max);
-            e.z * (1.0 - (covered / own).clamp(0.0, 1.0))
+            e.onset_z * (1.0 - (covered / own).clamp(0.0, 1.0))
         })
         .fold(0.0, f64::max)
 }

@@ -1,7 +1,7 @@
 //! A seeded synthetic benchmark for the ranker: random call graphs (with the odd cycle),
 //! per-node latency, error and resource series, one faulty node at random whose latency or
 //! errors propagate to its callers with attenuation and noise, and unrelated nodes with
-//! spurious spikes. Every seed is a different incident; the root cause is known, so top-1 /
+//! spurious spikes or a level that drifted before the incident. Every seed is a different incident; the root cause is known, so top-1 /
 //! top-3 over many seeds is an honest measure of the ranking logic (unlike a dataset whose
 //! every incident has the same cause).
 
@@ -49,7 +49,8 @@ pub struct Case {
     pub root_cause: String,
 }
 
-const STEP: f64 = 60.0;
+/// Five-minute samples, as PetShop's (and many a dashboard's) are.
+const STEP: f64 = 300.0;
 const BASELINE_POINTS: usize = 120;
 const INCIDENT_POINTS: usize = 8;
 /// The fault starts at this incident point; the ones before are normal.
@@ -106,6 +107,11 @@ pub fn case(seed: u64) -> Case {
     }
     let own_resource = r.f() < 0.5;
     let distractors: Vec<usize> = (0..r.below(4)).map(|_| r.below(n)).collect();
+    let distractor_latency = r.f() < 0.5;
+    // Sometimes a node whose metrics moved before the incident and stayed there (drift, a
+    // chronic problem): anomalous against the baseline, but not what changed now.
+    let drifted = (r.f() < 0.5).then(|| r.below(n)).filter(|&d| d != root);
+    let drift = r.range(5.0, 15.0);
     let t0 = 1_000_000.0;
     let t_inc = t0 + BASELINE_POINTS as f64 * STEP;
     let mut series = Vec::new();
@@ -127,7 +133,8 @@ pub fn case(seed: u64) -> Case {
             let inc: Vec<Point> = (0..INCIDENT_POINTS)
                 .map(|k| {
                     let fault = if k >= FAULT_AT { add } else { 0.0 };
-                    let s = if k == spike_at { spike * sd } else { 0.0 };
+                    let s = if k == spike_at { spike * sd } else { 0.0 }
+                        + if drifted == Some(v) { drift * sd } else { 0.0 };
                     Point {
                         ts: t_inc + k as f64 * STEP,
                         value: mean + fault + s + sd * r.noise(),
@@ -149,22 +156,14 @@ pub fn case(seed: u64) -> Case {
                 points: inc,
             });
         };
-        mk(
-            MetricKind::Latency,
-            mean_lat[v],
-            sd_lat[v],
-            add_lat[v],
-            spike,
-            &mut r,
-        );
-        mk(
-            MetricKind::Errors,
-            mean_err[v],
-            sd_err[v],
-            add_err[v],
-            0.0,
-            &mut r,
-        );
+        let (spike_lat, spike_err) = if distractor_latency {
+            (spike, 0.0)
+        } else {
+            (0.0, spike)
+        };
+        let (lat, err) = (MetricKind::Latency, MetricKind::Errors);
+        mk(lat, mean_lat[v], sd_lat[v], add_lat[v], spike_lat, &mut r);
+        mk(err, mean_err[v], sd_err[v], add_err[v], spike_err, &mut r);
         let res = if v == root && own_resource { 8.0 } else { 0.0 };
         mk(MetricKind::Resource, 50.0, 5.0, res * 5.0, 0.0, &mut r);
     }

@@ -221,8 +221,8 @@ fn unknown_symptom_empty_input_and_out_of_order_clocks_complete() {
 #[test]
 fn synthetic_benchmark_floor() {
     let s = benchmark(&RankParams::default(), 1000..1400);
-    // Measured: top-1 0.79, top-3 0.9325 over these 400 seeds.
-    assert!(s.top1 >= 0.75 && s.top3 >= 0.90, "{s:?}");
+    // Measured: top-1 0.8725, top-3 0.9725 over these 400 seeds.
+    assert!(s.top1 >= 0.82 && s.top3 >= 0.94, "{s:?}");
     let naive = benchmark(
         &RankParams {
             strategy: Strategy::Magnitude,

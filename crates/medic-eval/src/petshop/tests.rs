@@ -106,7 +106,9 @@ fn evaluates_a_folder() {
     let issue = root.join("train/issue_0");
     std::fs::create_dir_all(&issue).unwrap();
     let mut m = header.to_string();
-    for k in 0..5 {
+    // Normal before the onset (the symptom is at 100600), slow from then on.
+    m += "100000,0.3,0.2,0.1\n";
+    for k in 1..5 {
         m += &format!("{},0.8,0.7,0.6\n", 100_000 + k * 300);
     }
     std::fs::write(issue.join("metrics.csv"), m).unwrap();
