@@ -61,29 +61,29 @@ pub fn z(kind: MetricKind, s: Spread, x: f64) -> f64 {
     signed.clamp(-Z_CAP, Z_CAP)
 }
 
-/// The peak z over the incident points, the value there, and the first time z reached
-/// `threshold`.
+/// The sustained peak over the incident points: the `k`-th largest z (the largest when
+/// fewer points), the value and time there, and the first time z reached `threshold`.
+/// With `k` > 1 a single-sample blip does not count as much as a change that lasts.
 pub fn peak(
     kind: MetricKind,
     s: Spread,
     points: &[Point],
     threshold: f64,
+    k: usize,
 ) -> Option<(f64, f64, f64, Option<f64>)> {
-    let mut best: Option<(f64, f64, f64)> = None;
-    let mut first = None;
-    for p in points
+    let mut all: Vec<(f64, f64, f64)> = points
         .iter()
         .filter(|p| p.value.is_finite() && p.ts.is_finite())
-    {
-        let zz = z(kind, s, p.value);
-        if zz >= threshold && first.is_none_or(|f| p.ts < f) {
-            first = Some(p.ts);
-        }
-        if best.is_none_or(|(bz, _, _)| zz > bz) {
-            best = Some((zz, p.value, p.ts));
-        }
-    }
-    best.map(|(zz, v, t)| (zz, v, t, first))
+        .map(|p| (z(kind, s, p.value), p.value, p.ts))
+        .collect();
+    let first = all
+        .iter()
+        .filter(|x| x.0 >= threshold)
+        .map(|x| x.2)
+        .min_by(f64::total_cmp);
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.total_cmp(&b.2)));
+    let i = k.clamp(1, all.len().max(1)) - 1;
+    all.get(i).map(|&(zz, v, t)| (zz, v, t, first))
 }
 
 #[cfg(test)]

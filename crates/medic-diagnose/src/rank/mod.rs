@@ -108,6 +108,9 @@ pub struct RankParams {
     /// `symptom − onset` are the pre-incident reference, and a series already that anomalous
     /// there (a drifted or chronically bad metric) is credited only with what it adds since.
     pub onset_s: f64,
+    /// A series' anomaly is its `sustained_points`-th largest z in the window, so that one
+    /// odd sample weighs less than a change that lasts.
+    pub sustained_points: usize,
     pub strategy: Strategy,
 }
 
@@ -120,6 +123,7 @@ impl Default for RankParams {
             window_before_s: 900.0,
             window_after_s: 900.0,
             onset_s: 300.0,
+            sustained_points: 2,
             strategy: Strategy::default(),
         }
     }
@@ -255,13 +259,18 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
             skipped_no_baseline += 1;
             continue;
         };
-        let Some((z, value, peak_ts, first)) =
-            anomaly::peak(s.kind, base, &window, params.threshold)
-        else {
+        let Some((z, value, peak_ts, first)) = anomaly::peak(
+            s.kind,
+            base,
+            &window,
+            params.threshold,
+            params.sustained_points,
+        ) else {
             skipped_empty += 1;
             continue;
         };
-        let pre_z = anomaly::peak(s.kind, base, &pre, f64::INFINITY).map(|p| p.0);
+        let pre_z =
+            anomaly::peak(s.kind, base, &pre, f64::INFINITY, params.sustained_points).map(|p| p.0);
         let onset_z = z - pre_z.unwrap_or(0.0).max(0.0);
         if s.node == sym.node && s.kind == sym.kind && onset_z >= params.threshold {
             symptom_anomalous = true;

@@ -117,7 +117,10 @@ pub fn case(seed: u64) -> Case {
     let mut series = Vec::new();
     let mut baseline = Vec::new();
     for v in 0..n {
+        // A distractor lasts one to three samples, so a sustained-anomaly rule cannot simply
+        // ignore it.
         let spike_at = r.below(INCIDENT_POINTS);
+        let spike_len = 1 + r.below(3);
         let spike = if distractors.contains(&v) && v != root {
             r.range(4.0, 12.0)
         } else {
@@ -133,8 +136,11 @@ pub fn case(seed: u64) -> Case {
             let inc: Vec<Point> = (0..INCIDENT_POINTS)
                 .map(|k| {
                     let fault = if k >= FAULT_AT { add } else { 0.0 };
-                    let s = if k == spike_at { spike * sd } else { 0.0 }
-                        + if drifted == Some(v) { drift * sd } else { 0.0 };
+                    let s = if (spike_at..spike_at + spike_len).contains(&k) {
+                        spike * sd
+                    } else {
+                        0.0
+                    } + if drifted == Some(v) { drift * sd } else { 0.0 };
                     Point {
                         ts: t_inc + k as f64 * STEP,
                         value: mean + fault + s + sd * r.noise(),
