@@ -69,6 +69,18 @@ impl CallGraph {
         &self.callers[i]
     }
 
+    /// Builds the graph from medic's topology (service → the services it calls).
+    pub fn from_topology(t: &medic_core::Topology) -> Self {
+        let mut g = Self::new();
+        for (caller, callees) in &t.depends_on {
+            g.add_node(caller);
+            for callee in callees {
+                g.add_edge(caller, callee);
+            }
+        }
+        g
+    }
+
     /// Every node reachable from `from` along call edges, `from` included (breadth first, so
     /// cycles end).
     pub fn reachable(&self, from: usize) -> BTreeSet<usize> {

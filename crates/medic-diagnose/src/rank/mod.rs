@@ -16,7 +16,9 @@ mod graph;
 mod score;
 pub mod synthetic;
 
-pub use anomaly::{MIN_BASELINE_POINTS, Spread, Z_CAP, spread};
+pub use anomaly::{MIN_BASELINE_POINTS, Z_CAP};
+
+use anomaly::spread;
 pub use graph::CallGraph;
 pub use score::Strategy;
 
@@ -196,36 +198,13 @@ impl Ranking {
     }
 }
 
-/// Ranks the root-cause candidates for `input.symptom`. Always completes: what it could not
-/// use is listed in `notes`.
+/// Ranks the root-cause candidates for `input.symptom` from metric series. Always
+/// completes: what it could not use is listed in `notes`.
 pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
-    let mut notes = Vec::new();
-    let mut graph = input.graph.clone();
-    let sym = &input.symptom;
-    if graph.id(&sym.node).is_none() {
-        notes.push(format!(
-            "symptom node {} is not in the graph: every node with series is a candidate",
-            sym.node
-        ));
-    }
-    for s in input.series {
-        if graph.id(&s.node).is_none() {
-            notes.push(format!(
-                "node {} has series but is not in the graph",
-                s.node
-            ));
-            graph.add_node(&s.node);
-        }
-    }
-    let sym_id = graph.add_node(&sym.node);
-    let candidates: Vec<usize> = if input.graph.id(&sym.node).is_some() {
-        graph.reachable(sym_id).into_iter().collect()
-    } else {
-        (0..graph.len()).collect()
-    };
-
+    let sym = input.symptom;
     let lo = sym.ts - params.window_before_s;
     let hi = sym.ts + params.window_after_s;
+    let onset = sym.ts - params.onset_s;
     let baseline_index: BTreeMap<(&str, MetricKind, &str), &Series> = match input.baseline {
         Baseline::Series(b) => b
             .iter()
@@ -233,16 +212,10 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
             .collect(),
         Baseline::Before => BTreeMap::new(),
     };
-
-    let mut evidence: Vec<Vec<MetricEvidence>> = vec![Vec::new(); graph.len()];
-    let mut symptom_anomalous = false;
+    let mut evidence = Vec::new();
     let mut skipped_no_baseline = 0usize;
     let mut skipped_empty = 0usize;
     for s in input.series {
-        let Some(id) = graph.id(&s.node) else {
-            continue;
-        };
-        let onset = sym.ts - params.onset_s;
         let (window, pre): (Vec<Point>, Vec<Point>) = s
             .points
             .iter()
@@ -259,45 +232,99 @@ pub fn rank(input: &RankInput, params: &RankParams) -> Ranking {
             skipped_no_baseline += 1;
             continue;
         };
-        let Some((z, value, peak_ts, first)) = anomaly::peak(
-            s.kind,
-            base,
-            &window,
-            params.threshold,
-            params.sustained_points,
-        ) else {
+        let k = params.sustained_points;
+        let Some((z, value, peak_ts, first)) =
+            anomaly::peak(s.kind, base, &window, params.threshold, k)
+        else {
             skipped_empty += 1;
             continue;
         };
-        let pre_z =
-            anomaly::peak(s.kind, base, &pre, f64::INFINITY, params.sustained_points).map(|p| p.0);
-        let onset_z = z - pre_z.unwrap_or(0.0).max(0.0);
-        if s.node == sym.node && s.kind == sym.kind && onset_z >= params.threshold {
-            symptom_anomalous = true;
-        }
-        evidence[id].push(MetricEvidence {
-            kind: s.kind,
-            name: s.name.clone(),
-            value,
-            peak_ts,
-            baseline_median: base.median,
-            baseline_scale: base.scale,
-            z,
-            pre_z,
-            onset_z,
-            relevant: s.kind.explains(sym.kind),
-            first_anomalous: first,
-        });
+        let pre_z = anomaly::peak(s.kind, base, &pre, f64::INFINITY, k).map(|p| p.0);
+        evidence.push((
+            s.node.clone(),
+            MetricEvidence {
+                kind: s.kind,
+                name: s.name.clone(),
+                value,
+                peak_ts,
+                baseline_median: base.median,
+                baseline_scale: base.scale,
+                z,
+                pre_z,
+                onset_z: z - pre_z.unwrap_or(0.0).max(0.0),
+                relevant: s.kind.explains(sym.kind),
+                first_anomalous: first,
+            },
+        ));
+    }
+    // Unknown nodes whose series gave no evidence would otherwise go unmentioned.
+    let unknown: std::collections::BTreeSet<&str> = input
+        .series
+        .iter()
+        .map(|s| s.node.as_str())
+        .filter(|n| input.graph.id(n).is_none() && !evidence.iter().any(|(e, _)| e == n))
+        .collect();
+    let mut ranking = rank_evidence(input.graph, sym, evidence, params);
+    for n in unknown {
+        ranking
+            .notes
+            .push(format!("node {n} has series but is not in the graph"));
     }
     if skipped_no_baseline > 0 {
-        notes.push(format!(
+        ranking.notes.push(format!(
             "{skipped_no_baseline} series had fewer than {MIN_BASELINE_POINTS} baseline points and were not scored"
         ));
     }
     if skipped_empty > 0 {
-        notes.push(format!(
+        ranking.notes.push(format!(
             "{skipped_empty} series had no finite point in the incident window"
         ));
+    }
+    ranking
+}
+
+/// Ranks the candidates from evidence already measured (per node: metric, value, baseline,
+/// z), e.g. per-service anomaly magnitudes an agent holds. `relevant` is recomputed from
+/// the symptom's kind; `onset_z` is what counts (set it to `z` when there is no
+/// pre-incident reference).
+pub fn rank_evidence(
+    graph: &CallGraph,
+    sym: &Symptom,
+    measured: Vec<(String, MetricEvidence)>,
+    params: &RankParams,
+) -> Ranking {
+    let mut notes = Vec::new();
+    let mut g = graph.clone();
+    if graph.id(&sym.node).is_none() {
+        notes.push(format!(
+            "symptom node {} is not in the graph: every node with evidence is a candidate",
+            sym.node
+        ));
+    }
+    for (node, _) in &measured {
+        if g.id(node).is_none() {
+            notes.push(format!("node {node} has evidence but is not in the graph"));
+            g.add_node(node);
+        }
+    }
+    let input_has_symptom = graph.id(&sym.node).is_some();
+    let sym_id = g.add_node(&sym.node);
+    let graph = g;
+    let candidates: Vec<usize> = if input_has_symptom {
+        graph.reachable(sym_id).into_iter().collect()
+    } else {
+        (0..graph.len()).collect()
+    };
+
+    let mut evidence: Vec<Vec<MetricEvidence>> = vec![Vec::new(); graph.len()];
+    let mut symptom_anomalous = false;
+    for (node, mut e) in measured {
+        let Some(id) = graph.id(&node) else { continue };
+        e.relevant = e.kind.explains(sym.kind);
+        if node == sym.node && e.kind == sym.kind && e.onset_z >= params.threshold {
+            symptom_anomalous = true;
+        }
+        evidence[id].push(e);
     }
     for &c in &candidates {
         if evidence[c].is_empty() {

@@ -56,9 +56,19 @@ const INCIDENT_POINTS: usize = 8;
 /// The fault starts at this incident point; the ones before are normal.
 const FAULT_AT: usize = 2;
 
+/// A case of 8–30 nodes.
 pub fn case(seed: u64) -> Case {
     let mut r = Rng::new(seed);
     let n = 8 + r.below(23);
+    build(r, n)
+}
+
+/// A case of `n` nodes (at least 2).
+pub fn case_sized(seed: u64, n: usize) -> Case {
+    build(Rng::new(seed), n.max(2))
+}
+
+fn build(mut r: Rng, n: usize) -> Case {
     let name = |i: usize| format!("svc{i}");
     let mut graph = CallGraph::new();
     let mut callees: Vec<Vec<usize>> = vec![Vec::new(); n];

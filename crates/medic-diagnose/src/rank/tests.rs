@@ -265,3 +265,64 @@ fn synthetic_strategies() {
         benchmark(&peak, 1000..1400)
     );
 }
+
+/// The agent's path: magnitudes it already measured per service, over medic's topology.
+#[test]
+fn ranks_measured_evidence_over_the_topology() {
+    let mut t = medic_core::Topology::default();
+    t.add_edge("frontend", "checkout");
+    t.add_edge("checkout", "payment");
+    t.add_edge("frontend", "catalog");
+    let g = CallGraph::from_topology(&t);
+    let ev = |z: f64, scale: f64| MetricEvidence {
+        kind: MetricKind::Latency,
+        name: "p99".into(),
+        value: z * scale,
+        peak_ts: 10.0,
+        baseline_median: 0.0,
+        baseline_scale: scale,
+        z,
+        pre_z: None,
+        onset_z: z,
+        relevant: false,
+        first_anomalous: Some(10.0),
+    };
+    let measured = vec![
+        ("frontend".to_string(), ev(40.0, 0.01)),
+        ("checkout".to_string(), ev(30.0, 0.013)),
+        ("payment".to_string(), ev(12.0, 0.04)),
+        ("catalog".to_string(), ev(2.0, 0.01)),
+    ];
+    let sym = Symptom {
+        node: "frontend".into(),
+        kind: MetricKind::Latency,
+        ts: 10.0,
+    };
+    let r = rank_evidence(&g, &sym, measured, &RankParams::default());
+    assert_eq!(r.names()[0], "payment", "{:?}", r.names());
+    assert!(r.symptom_anomalous && r.candidates[0].evidence[0].relevant);
+}
+
+/// Time to rank one incident over 200 services (release: `cargo test --release -p
+/// medic-diagnose --lib rank::tests::rank_200_services -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn rank_200_services() {
+    let c = super::synthetic::case_sized(7, 200);
+    let input = RankInput {
+        graph: &c.graph,
+        series: &c.series,
+        baseline: Baseline::Series(&c.baseline),
+        symptom: &c.symptom,
+    };
+    let runs = 20;
+    let t = std::time::Instant::now();
+    for _ in 0..runs {
+        std::hint::black_box(rank(&input, &RankParams::default()));
+    }
+    eprintln!(
+        "200 services, {} series: {:.2} ms per incident",
+        c.series.len(),
+        t.elapsed().as_secs_f64() * 1000.0 / runs as f64
+    );
+}
