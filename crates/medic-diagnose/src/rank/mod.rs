@@ -355,6 +355,7 @@ pub fn rank_evidence(
         &candidates,
         &anomaly,
         &evidence,
+        params.threshold,
     );
     let mut out: Vec<Candidate> = candidates
         .iter()

@@ -14,8 +14,10 @@ pub enum Strategy {
     /// A root cause is anomalous itself, a caller only through its callee. A caller's extra
     /// latency (or error rate) is at most what its callee adds, in the same units, so each
     /// of a node's series is credited only with the share of its change (value − baseline
-    /// median) that no callee's change of the same metric covers; its own resources are
-    /// never explained by a callee. Score: the largest such unexplained z.
+    /// median) that no callee's significant change of the same metric covers; its own
+    /// resources are never explained by a callee. Score: per line of evidence (latency,
+    /// errors, throughput, own resources) the largest unexplained z, combined as a root sum
+    /// of squares.
     #[default]
     Explained,
     /// A personalized random walk from the symptom on the anomaly-weighted graph (the
@@ -32,6 +34,7 @@ pub(crate) fn score(
     cands: &[usize],
     anomaly: &[f64],
     evidence: &[Vec<MetricEvidence>],
+    threshold: f64,
 ) -> Vec<f64> {
     let in_c = |k: &usize| cands.binary_search(k).is_ok();
     let child_max = |v: usize| {
@@ -46,7 +49,7 @@ pub(crate) fn score(
         Strategy::Dominance => cands.iter().map(|&v| anomaly[v] - child_max(v)).collect(),
         Strategy::Explained => cands
             .iter()
-            .map(|&v| unexplained(g, v, cands, evidence))
+            .map(|&v| unexplained(g, v, cands, evidence, threshold))
             .collect(),
         Strategy::Walk => walk(g, symptom, cands, anomaly, &child_max),
     }
@@ -114,7 +117,13 @@ pub(crate) fn delta(e: &MetricEvidence) -> f64 {
 }
 
 /// The largest z of `v`'s series after removing the share its callees' changes explain.
-fn unexplained(g: &CallGraph, v: usize, cands: &[usize], evidence: &[Vec<MetricEvidence>]) -> f64 {
+fn unexplained(
+    g: &CallGraph,
+    v: usize,
+    cands: &[usize],
+    evidence: &[Vec<MetricEvidence>],
+    threshold: f64,
+) -> f64 {
     let callees: Vec<usize> = g
         .callees(v)
         .iter()
@@ -126,20 +135,45 @@ fn unexplained(g: &CallGraph, v: usize, cands: &[usize], evidence: &[Vec<MetricE
         .filter(|e| e.relevant && e.onset_z > 0.0)
         .map(|e| {
             if e.kind == MetricKind::Resource {
-                return e.onset_z;
+                return (family(e.kind), e.onset_z);
             }
             let own = delta(e);
             // The same statistic of the same kind at a callee; failing that, the kind's
             // largest change there.
+            // A callee's change explains only as far as it is itself significant: noise
+            // at a callee with a wide spread must not excuse a real change here.
+            let significant =
+                |x: &MetricEvidence| delta(x) * (x.onset_z / threshold).clamp(0.0, 1.0);
             let covered = callees
                 .iter()
                 .filter_map(|&c| {
                     let same = evidence[c].iter().filter(|x| x.kind == e.kind);
-                    let exact = same.clone().find(|x| x.name == e.name).map(delta);
-                    exact.or_else(|| same.map(delta).reduce(f64::max))
+                    let exact = same.clone().find(|x| x.name == e.name).map(significant);
+                    exact.or_else(|| same.map(significant).reduce(f64::max))
                 })
                 .fold(0.0, f64::max);
-            e.onset_z * (1.0 - (covered / own).clamp(0.0, 1.0))
+            (
+                family(e.kind),
+                e.onset_z * (1.0 - (covered / own).clamp(0.0, 1.0)),
+            )
         })
-        .fold(0.0, f64::max)
+        .fold([0.0; 4], |mut acc, (f, z)| {
+            acc[f] = f64::max(acc[f], z);
+            acc
+        })
+        .iter()
+        .map(|z| z * z)
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Independent lines of evidence: a cause seen both in its own resources and in what its
+/// callers see is more certain than one seen in either alone.
+fn family(k: MetricKind) -> usize {
+    match k {
+        MetricKind::Latency => 0,
+        MetricKind::Errors | MetricKind::Availability => 1,
+        MetricKind::Throughput => 2,
+        MetricKind::Resource => 3,
+    }
 }

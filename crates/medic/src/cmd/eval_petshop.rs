@@ -6,7 +6,7 @@
 //!
 //! The shared train folders all have the same root cause, so their score says little; the
 //! ranker's honest measure here is the seeded synthetic benchmark (random graphs and root
-//! causes), printed alongside: top-1 0.94, top-3 0.98 on seeds 1000–1399 (the naive
+//! causes), printed alongside: top-1 0.93, top-3 0.998 on seeds 1000–1399 (the naive
 //! largest-z ranker: 0.54 / 0.94); see BENCHMARKS.md.
 
 use anyhow::{Context, Result};
