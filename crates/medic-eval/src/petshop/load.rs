@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}:{line}: {msg}")]
     Malformed {
         path: PathBuf,
@@ -28,9 +25,9 @@ fn bad(path: &Path, line: usize, msg: impl Into<String>) -> LoadError {
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+    let bytes = std::fs::read(path).map_err(|err| LoadError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     // A file cut inside a UTF-8 sequence still reads; the damaged row then fails to parse.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -85,6 +82,9 @@ pub fn parse_graph(path: &Path, text: &str) -> Result<CallGraph, LoadError> {
     let Some((_, header)) = rows.first() else {
         return Err(bad(path, 1, "empty graph file"));
     };
+    if rows.len() < 2 {
+        return Err(bad(path, 2, "no rows after the header (truncated?)"));
+    }
     let names = &header[1..];
     let mut g = CallGraph::new();
     for n in names {

@@ -61,9 +61,9 @@ pub fn evaluate(
     params: &RankParams,
 ) -> Result<Report, LoadError> {
     let mut issues: Vec<(u64, String, PathBuf)> = std::fs::read_dir(dir)
-        .map_err(|source| LoadError::Io {
+        .map_err(|err| LoadError::Io {
             path: dir.to_path_buf(),
-            source,
+            err,
         })?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())

@@ -79,6 +79,8 @@ fn graph_rows_call_columns() {
     let e = parse_graph(p(), ",a,b\na,0\n").unwrap_err().to_string();
     assert!(e.starts_with("m.csv:2:"), "{e}");
     assert!(parse_graph(p(), "").is_err());
+    let e = parse_graph(p(), ",a,b\n").unwrap_err().to_string();
+    assert!(e.starts_with("m.csv:2:") && e.contains("truncated"), "{e}");
     for cut in 0..text.len() {
         let _ = parse_graph(p(), &text[..cut]);
     }

@@ -66,16 +66,22 @@ pub fn run(args: EvalPetshopArgs) -> Result<i32> {
         synth.top1,
         synth.top3,
     );
+    // Written at once, and a closed pipe (`| head`) ends the output quietly.
+    let mut out = String::new();
     if args.json {
         for i in &report.issues {
-            println!("{}", serde_json::to_string(i)?);
+            out += &serde_json::to_string(i)?;
+            out.push('\n');
         }
         eprintln!("{summary}");
     } else {
-        println!("{:<10} {:>5}  {:<45} top-3", "issue", "rank", "root cause");
+        out += &format!(
+            "{:<10} {:>5}  {:<45} top-3\n",
+            "issue", "rank", "root cause"
+        );
         for i in &report.issues {
-            println!(
-                "{:<10} {:>5}  {:<45} {}",
+            out += &format!(
+                "{:<10} {:>5}  {:<45} {}\n",
                 i.issue,
                 i.rank_of_root_cause
                     .map_or_else(|| "-".to_string(), |r| r.to_string()),
@@ -88,7 +94,13 @@ pub fn run(args: EvalPetshopArgs) -> Result<i32> {
                     .join(", ")
             );
         }
-        println!("{summary}");
+        out += &summary;
+        out.push('\n');
+    }
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     for e in &report.errors {
         eprintln!("skipped {e}");
