@@ -6,10 +6,15 @@
 //! reach, best first, each with its score and the evidence it rests on (metric, value,
 //! baseline, robust z, first anomalous time), plus notes on what was missing.
 //!
-//! The scoring follows the published principle that a root cause is anomalous itself while
-//! its callers are anomalous only through it: a node is blamed for the part of its anomaly
-//! its callees do not explain (see `score.rs`). Nothing here knows about a particular
-//! dataset, node or regime.
+//! Per series: robust z (median and a scale that stays finite on flat baselines) of its
+//! second-largest sample in the window (a lasting change), less what was already there
+//! before the onset (drift is not the incident); only kinds that can explain the symptom
+//! count. Per node, the published principle that a root cause is anomalous itself while its
+//! callers are anomalous only through it: a node is blamed for the part of its change its
+//! callees' significant changes do not cover (see `score.rs`). Ties go to the earlier first
+//! anomaly. Candidates are the nodes the symptom reaches (cycles are fine). Entry points:
+//! [`rank`] from series, [`rank_evidence`] from evidence already measured. Nothing here
+//! knows about a particular dataset, node or regime.
 
 mod anomaly;
 mod graph;
@@ -17,11 +22,10 @@ mod score;
 pub mod synthetic;
 
 pub use anomaly::{MIN_BASELINE_POINTS, Z_CAP};
-
-use anomaly::spread;
 pub use graph::CallGraph;
 pub use score::Strategy;
 
+use anomaly::spread;
 use std::collections::BTreeMap;
 
 /// What a series measures; sets which direction is "worse".
