@@ -6,6 +6,7 @@
 //! input always gives the same diagnosis.
 
 mod facts;
+pub mod rank;
 pub mod rules;
 
 pub use facts::{Facts, ServiceFacts};

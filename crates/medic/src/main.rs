@@ -114,6 +114,8 @@ enum EvalCommand {
     Loghub(cmd::eval_loghub::EvalLoghubArgs),
     /// Metric anomaly detection on NAB: standard, reward-low-FP and reward-low-FN scores.
     Nab(cmd::eval_nab::EvalNabArgs),
+    /// Root-cause ranking on PetShop: top-1, top-3 and false blame on normal windows.
+    Petshop(cmd::eval_petshop::EvalPetshopArgs),
 }
 
 #[derive(Subcommand)]
@@ -498,6 +500,9 @@ async fn real_main() -> Result<i32> {
         Command::Eval {
             command: EvalCommand::Nab(args),
         } => cmd::eval_nab::run(args),
+        Command::Eval {
+            command: EvalCommand::Petshop(args),
+        } => cmd::eval_petshop::run(args),
         Command::Detect {
             command: DetectCommand::Series(args),
         } => cmd::detect_series::run(args),

@@ -4,6 +4,7 @@ pub mod analyze_logs;
 pub mod detect_series;
 pub mod eval_loghub;
 pub mod eval_nab;
+pub mod eval_petshop;
 pub mod policies;
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
