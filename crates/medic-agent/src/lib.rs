@@ -264,10 +264,54 @@ impl Agent {
             return;
         };
         match self.store.checkpoint(key, &a.checkpoints, self.now()) {
-            Ok(Some(cp)) => tracing::debug!(seq = cp.seq, "audit head signed"),
+            Ok(Some(cp)) => {
+                tracing::debug!(seq = cp.seq, "audit head signed");
+                if let Some(hook) = &a.webhook {
+                    self.send_checkpoint(hook, &cp);
+                }
+            }
             Ok(None) => {}
             Err(e) => tracing::error!("could not sign the audit head: {e}"),
         }
+    }
+
+    /// POSTs a checkpoint to `store.audit_signing.webhook`, off the loop, retried like a
+    /// notification; a failure is logged (the file still has it).
+    fn send_checkpoint(
+        &self,
+        hook: &medic_config::SecretValue,
+        cp: &medic_store::checkpoint::Checkpoint,
+    ) {
+        let url = match hook.resolve() {
+            Ok(u) => u,
+            Err(why) => {
+                tracing::error!("audit checkpoint webhook: {why}");
+                return;
+            }
+        };
+        let req = notify::Request {
+            body: serde_json::to_vec(cp).unwrap_or_default(),
+            headers: Vec::new(),
+            secrets: vec![url.clone()],
+        };
+        let http = self.http.clone();
+        let seq = cp.seq;
+        tokio::spawn(async move {
+            let budget = notify::send::Budget {
+                attempt_timeout: std::time::Duration::from_secs(5),
+                max_attempts: 5,
+                max_total: std::time::Duration::from_secs(60),
+            };
+            match notify::send::send(&http, &url, &req, &budget).await {
+                (_, Ok(_)) => tracing::debug!(seq, "audit checkpoint sent"),
+                (n, Err(why)) => {
+                    tracing::error!(
+                        seq,
+                        "audit checkpoint webhook failed after {n} attempt(s): {why}"
+                    )
+                }
+            }
+        });
     }
 
     /// What detectors learned that should outlive this process (known log templates): a

@@ -641,11 +641,14 @@ async fn the_agent_signs_its_audit_head() {
     let key = dir.path().join("audit.key");
     medic_store::checkpoint::SigningKey::generate(&key).expect("key");
     let checkpoints = dir.path().join("checkpoints.jsonl");
+    // The first delivery fails: retried, the checkpoint still arrives.
+    let hook = receivers::scripted(vec![(503, None), (200, None)]).await;
     let mut cfg = config(None);
     cfg.store.audit_signing = Some(medic_config::AuditSigning {
         key: key.clone(),
         checkpoints: checkpoints.clone(),
         every: Duration::from_millis(200),
+        webhook: Some(medic_config::SecretValue::Plain(hook.url.clone())),
     });
     let store = Arc::new(Store::open_in_memory().expect("store"));
     let actuator = Arc::new(TestDoubleActuator::ok());
@@ -672,12 +675,30 @@ async fn the_agent_signs_its_audit_head() {
         report.checked >= 2,
         "signed as it went, not only at the end: {report:?}"
     );
+    // Each checkpoint also went to the webhook, as the line in the file, the first one
+    // after a retry.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&checkpoints)
+        .expect("file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let sent = hook
+        .wait_accepted(lines.len(), Duration::from_secs(10))
+        .await;
+    for line in &lines {
+        assert!(sent.contains(line), "{sent:?} lacks {line}");
+    }
+    assert!(
+        hook.received().len() > lines.len(),
+        "the 503 was not retried"
+    );
     // A key that cannot be read stops the agent at start, saying why.
     let mut bad = config(None);
     bad.store.audit_signing = Some(medic_config::AuditSigning {
         key: dir.path().join("missing.key"),
         checkpoints,
         every: Duration::from_secs(60),
+        webhook: None,
     });
     let e = Agent::new(
         bad,

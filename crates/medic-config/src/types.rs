@@ -916,6 +916,8 @@ pub struct AuditSigning {
     pub checkpoints: PathBuf,
     /// How often the head is signed (when it moved), besides at shutdown.
     pub every: std::time::Duration,
+    /// Each new checkpoint is also POSTed here as JSON (retried like notifications).
+    pub webhook: Option<SecretValue>,
 }
 
 impl Default for StoreConfig {

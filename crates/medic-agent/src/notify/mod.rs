@@ -5,7 +5,7 @@
 //! off the agent loop, and reports the outcome without the target's URL or secrets.
 
 mod pagerduty;
-mod send;
+pub(crate) mod send;
 mod slack;
 mod webhook;
 

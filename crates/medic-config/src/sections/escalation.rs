@@ -197,7 +197,13 @@ fn target(item: &Node, cx: &mut Ctx) -> Option<EscalationTarget> {
 
 /// `VALUE`, `env:NAME` or `file:PATH` (relative to the config file). A plain value shorter
 /// than `min_len` is refused.
-fn secret(n: &Node, s: &str, label: &str, cx: &mut Ctx, min_len: usize) -> Option<SecretValue> {
+pub(super) fn secret(
+    n: &Node,
+    s: &str,
+    label: &str,
+    cx: &mut Ctx,
+    min_len: usize,
+) -> Option<SecretValue> {
     let bad = |cx: &mut Ctx, pos: Pos, why: String| {
         cx.error(
             pos,

@@ -15,6 +15,19 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> StoreConfig {
         let key = s.path("key", true);
         let checkpoints = s.path("checkpoints", true);
         let every = s.duration_or("every", Duration::from_secs(60), false);
+        // A second copy of each checkpoint somewhere else again (a log archive, a chat): a
+        // writer who can replace the checkpoint file still cannot recall what was sent.
+        let webhook = s.field("webhook", false, |n, label, cx| {
+            let text = crate::reader::to_string(n, label, cx)?;
+            if text.trim().is_empty() {
+                return None;
+            }
+            let v = super::escalation::secret(n, &text, label, cx, 0)?;
+            if let crate::types::SecretValue::Plain(url) = &v {
+                super::check_http_url(url, n.pos, label, cx);
+            }
+            Some(v)
+        });
         s.finish();
         let (key, checkpoints) = (key?, checkpoints?);
         if key == sqlite || checkpoints == sqlite {
@@ -28,6 +41,7 @@ pub(super) fn read(node: &Node, cx: &mut Ctx) -> StoreConfig {
             key,
             checkpoints,
             every,
+            webhook,
         })
     });
     StoreConfig {
