@@ -39,7 +39,7 @@ pub(crate) enum Next {
     /// Nothing to do before then (an approval is polled, not watched every tick).
     After(Duration),
     /// Waiting for something that announces itself (an action task's result); looked at
-    /// again when it arrives, or after `[`RESULT_WAIT`] at the latest.
+    /// again when it arrives, or after [`RESULT_WAIT`] at the latest.
     WaitForChange,
     /// Closed, resolved or escalated: no more steps.
     Done,
