@@ -147,6 +147,11 @@ async fn roles_answers_pause_and_errors() {
         ("", 400),
         ("not json", 400),
         (r#"{"reason":""}"#, 400),
+        (r#"{"reason":" \t\r\n "}"#, 400),
+        (
+            format!(r#"{{"reason":"{}"}}"#, "x".repeat(2001)).as_str(),
+            400,
+        ),
         (r#"{"reason":"ok","extra":1}"#, 400),
         (r#"{"why":"ok"}"#, 400),
     ] {

@@ -296,14 +296,17 @@ async fn reason_of(body: axum::body::Body) -> Result<String, ApiError> {
             format!("expected a JSON object {{\"reason\": \"...\"}}: {e}"),
         )
     })?;
-    let reason = b.reason.trim().to_string();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+    // Blank means only ASCII spaces, tabs and line breaks: the same class the OpenAPI
+    // pattern names, so a client validating against the document and medic agree on every
+    // string (Unicode's notions of whitespace differ between languages).
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    if b.reason.chars().all(blank) || b.reason.chars().count() > MAX_REASON {
         return Err(err(
             StatusCode::BAD_REQUEST,
             format!("`reason` must say why, in 1 to {MAX_REASON} characters"),
         ));
     }
-    Ok(medic_signals::redact::redact(&reason).into_owned())
+    Ok(medic_signals::redact::redact(b.reason.trim_matches(blank)).into_owned())
 }
 
 async fn approve(
