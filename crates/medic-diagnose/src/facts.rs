@@ -15,7 +15,10 @@ pub struct ServiceFacts {
     pub recent_config_changes: Vec<ChangeEvent>,
     /// Planned events in progress (or about to start) during the incident.
     pub planned: Vec<ChangeEvent>,
-    /// Lower-cased text of the findings' summaries and evidence, for keyword rules.
+    /// Lower-cased text of the log lines the service itself wrote (quoted as evidence), for
+    /// rules that ask what its own errors name. Never medic's own words: summaries and event
+    /// descriptions mention versions, configs and services for people, and once made every
+    /// exit look like a configuration problem.
     text: String,
 }
 
@@ -26,7 +29,7 @@ impl ServiceFacts {
     pub fn has_any(&self, ks: &[FindingKind]) -> bool {
         ks.iter().any(|k| self.has(*k))
     }
-    /// Whether any finding's summary or evidence mentions `needle` (case-insensitive).
+    /// Whether any log line the service wrote mentions `needle` (case-insensitive).
     pub fn mentions(&self, needle: &str) -> bool {
         self.text.contains(&needle.to_ascii_lowercase())
     }
@@ -94,11 +97,11 @@ impl Facts {
         for f in &incident.findings {
             let sf = services.entry(f.service.clone()).or_default();
             sf.kinds.insert(f.kind);
-            sf.text.push_str(&f.summary.to_ascii_lowercase());
-            sf.text.push('\n');
             for e in &f.evidence {
-                sf.text.push_str(&e.describe().to_ascii_lowercase());
-                sf.text.push('\n');
+                if let Evidence::LogLine { line, .. } = e {
+                    sf.text.push_str(&line.to_ascii_lowercase());
+                    sf.text.push('\n');
+                }
             }
             sf.findings.push(f.clone());
         }

@@ -382,3 +382,40 @@ fn an_alert_hint_alone_is_marked_and_corroboration_clears_the_mark() {
     assert_top(&d, Cause::BadDeployment, "payment");
     assert_eq!(d.top().expect("top").only_hinted_by, None, "{d:#?}");
 }
+
+/// medic's own words about an exit (its event names the release and config it ran) are not
+/// the service's words: they must not make every exit look like a configuration problem.
+#[test]
+fn an_exit_whose_description_names_its_config_is_not_misconfiguration() {
+    let exit = |ts: i64| Finding {
+        evidence: vec![Evidence::Event {
+            ts: Ts(ts),
+            service: "catalog".into(),
+            description: "catalog-1 exited unexpectedly (exit code 1, release v1, config c1)"
+                .into(),
+        }],
+        summary: "catalog-1 exited unexpectedly on catalog (config c1)".into(),
+        ..finding("catalog", K::ProcessExit, ts, "")
+    };
+    let d = run(&incident(vec![exit(1_000_000), exit(1_004_000)]), &[]);
+    assert!(
+        d.hypotheses
+            .iter()
+            .all(|h| h.cause != Cause::Misconfiguration),
+        "{d:#?}"
+    );
+    // The service's own log line naming its configuration still counts.
+    let said = finding(
+        "catalog",
+        K::NewErrorMessage,
+        1_000_500,
+        "fatal: cannot parse config file /etc/catalog.yaml",
+    );
+    let d = run(&incident(vec![exit(1_000_000), said]), &[]);
+    assert!(
+        d.hypotheses
+            .iter()
+            .any(|h| h.cause == Cause::Misconfiguration && h.target == "catalog"),
+        "{d:#?}"
+    );
+}

@@ -91,6 +91,29 @@ fn template_hash(message: &str) -> u64 {
     h.finish()
 }
 
+/// Structured fields that carry a failed record's error, in the names common loggers use.
+const ERROR_FIELDS: [&str; 6] = [
+    "error",
+    "err",
+    "error.message",
+    "exception",
+    "exception.message",
+    "reason",
+];
+
+/// What an error record says went wrong: its message, and for structured lines whose message
+/// is generic (`request completed`) the error field too, so a new error is told by the error
+/// it carries, not by the generic words around it.
+fn error_text(l: &LogLine) -> std::borrow::Cow<'_, str> {
+    match ERROR_FIELDS
+        .iter()
+        .find_map(|k| l.fields.get(*k).filter(|v| !v.is_empty()))
+    {
+        Some(e) => format!("{}: {e}", l.message).into(),
+        None => l.message.as_str().into(),
+    }
+}
+
 fn example_line(l: &LogLine) -> String {
     let mut s = if l.raw.is_empty() {
         l.message.clone()
@@ -203,7 +226,8 @@ impl Detector for LogErrors {
         while svc.examples.len() > EXAMPLES {
             svc.examples.pop_front();
         }
-        let t = template_hash(&line.message);
+        let text = error_text(line);
+        let t = template_hash(&text);
         if let Some(last) = svc.novel.get_mut(&t) {
             *last = (*last).max(s.ts);
         }
@@ -222,7 +246,7 @@ impl Detector for LogErrors {
         svc.new_episode = true;
         let n = count(svc, s.ts);
         let base = svc.baseline.mean();
-        let shown: String = line.message.chars().take(200).collect();
+        let shown: String = text.chars().take(200).collect();
         out.push(Finding {
             id: finding_id(NAME, service, s.ts, FindingKind::NewErrorMessage, None),
             ts: s.ts,
@@ -472,6 +496,37 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 2);
+    }
+
+    /// Structured request logs share one generic message; what is new is the error they carry.
+    #[test]
+    fn a_generic_structured_message_is_told_apart_by_its_error_field() {
+        let json = |t: i64, error: &str| {
+            let mut l = LogLine {
+                level: Level::Error,
+                message: "request completed".into(),
+                ..LogLine::default()
+            };
+            l.fields.insert("error".into(), error.into());
+            log_line(t, "pay", l)
+        };
+        let mut d = LogErrors::new(&DetectorsConfig::default());
+        let mut out = vec![];
+        let mut rng = Rng(3);
+        for t in 0..30 {
+            d.observe(&json(t * 1000 + 2, "card declined by issuer"), &mut out);
+            normal(&mut d, &mut out, t, t + 1, &mut rng);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        d.observe(&json(31_000, "card declined by issuer"), &mut out);
+        assert!(out.is_empty(), "a known error is not new: {out:?}");
+        d.observe(&json(32_000, "connection refused by ledger"), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].summary.contains("connection refused by ledger"),
+            "{}",
+            out[0].summary
+        );
     }
 
     #[test]
